@@ -1,0 +1,42 @@
+import { parseArgs } from "node:util";
+
+export interface CliOptions {
+  blueprintFile?: string;
+  check: boolean;
+  dryRun: boolean;
+  help: boolean;
+}
+
+export const USAGE = `Usage: video-assembly-job [--blueprint FILE] [--check | --dry-run]
+
+Assembles one choreography video from a blueprint (BLUEPRINT_JSON or --blueprint FILE),
+configured by environment variables (see README). Exit codes: 0 success or already completed,
+1 runtime failure, 2 invalid blueprint or configuration.
+
+Options:
+  --blueprint FILE  read the blueprint from FILE instead of BLUEPRINT_JSON
+  --check           validate the blueprint and configuration, print a summary, exit 0 or 2
+  --dry-run         also fetch and probe the inputs, print the render plan and FFmpeg commands; encode nothing
+  -h, --help        show this help`;
+
+/** argv (without node and script) → options; throws a TypeError with a usable message on bad usage. */
+export function parseCli(argv: readonly string[]): CliOptions {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      blueprint: { type: "string" },
+      check: { type: "boolean", default: false },
+      "dry-run": { type: "boolean", default: false },
+      help: { type: "boolean", short: "h", default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.check && values["dry-run"]) throw new TypeError("--check and --dry-run cannot be combined");
+  return {
+    blueprintFile: values.blueprint,
+    check: values.check ?? false,
+    dryRun: values["dry-run"] ?? false,
+    help: values.help ?? false,
+  };
+}

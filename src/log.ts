@@ -1,0 +1,72 @@
+import pino, { type Logger } from "pino";
+import type { LogLevel } from "./config.js";
+
+export type { Logger };
+
+/** Cloud Logging's severity names for pino's levels. */
+const SEVERITY: Record<string, string> = {
+  trace: "DEBUG",
+  debug: "DEBUG",
+  info: "INFO",
+  warn: "WARNING",
+  error: "ERROR",
+  fatal: "CRITICAL",
+};
+
+/** Secrets never reach a log line, however they are nested. */
+const REDACT = [
+  "password",
+  "DB_PASSWORD",
+  "*.password",
+  "*.DB_PASSWORD",
+  "db.password",
+  "config.db.password",
+  "credentials",
+  "*.credentials",
+  "private_key",
+  "*.private_key",
+];
+
+export interface LoggerOptions {
+  level: LogLevel;
+  format: "json" | "pretty";
+  /** Where JSON lines go (default stdout). Tests pass a stream to capture them. */
+  destination?: pino.DestinationStream;
+}
+
+/**
+ * pino with Cloud Logging's field names (`severity`, `message`, `time` as ISO) in JSON mode,
+ * pino-pretty on a terminal.
+ */
+export function createLogger(options: LoggerOptions): Logger {
+  const base: pino.LoggerOptions = {
+    level: options.level,
+    redact: { paths: REDACT, censor: "[redacted]" },
+    base: undefined,
+  };
+  if (options.format === "pretty" && options.destination === undefined) {
+    return pino({
+      ...base,
+      transport: {
+        target: "pino-pretty",
+        options: { colorize: true, translateTime: "SYS:HH:MM:ss", ignore: "pid,hostname", destination: 2 },
+      },
+    });
+  }
+  return pino(
+    {
+      ...base,
+      messageKey: "message",
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: {
+        level: (label) => ({ severity: SEVERITY[label] ?? "DEFAULT" }),
+      },
+    },
+    options.destination ?? pino.destination({ fd: 1, sync: true }),
+  );
+}
+
+/** A logger that writes nothing, for tests and pure callers. */
+export function silentLogger(): Logger {
+  return pino({ level: "silent" });
+}

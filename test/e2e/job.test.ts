@@ -1,0 +1,309 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type pg from "pg";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { buildCli } from "./build.js";
+import { type CliRun, runCli } from "./cli.js";
+import { makeClip, makeSong, probeVideo } from "./media.js";
+
+const DB_PASSWORD = "e2e-Secret-Pa55word";
+const TASK_ID = "9a1c6a4e-0000-4000-8000-00000000e2e1";
+const USER_ID = 7;
+
+let postgres: TestPostgres;
+let pool: pg.Pool;
+let root: string;
+let tmp: string;
+const outputs: CliRun[] = [];
+
+interface MoveSpec {
+  clip: string;
+  duration: number;
+  transition?: string;
+}
+
+function blueprint(moves: MoveSpec[], extra: Record<string, unknown> = {}, outputPath = "output/e2e.mp4") {
+  let start = 0;
+  const list = moves.map((move, index) => {
+    const entry = {
+      clip_id: `move_${index + 1}`,
+      video_path: move.clip,
+      start_time: start,
+      duration: move.duration,
+      transition_type: move.transition ?? "cut",
+    };
+    start += move.duration;
+    return entry;
+  });
+  return {
+    task_id: TASK_ID,
+    audio_path: "songs/song.m4a",
+    moves: list,
+    total_duration: start,
+    output_config: { output_path: outputPath, frame_rate: 30, transition_duration: 0.4 },
+    ...extra,
+  };
+}
+
+const SIMPLE = blueprint([
+  { clip: "clips/red.mp4", duration: 1 },
+  { clip: "clips/blue.mp4", duration: 1, transition: "crossfade" },
+  { clip: "clips/portrait.mp4", duration: 1, transition: "fade_black" },
+]);
+
+function dbEnv(): Record<string, string> {
+  return {
+    DB_HOST: postgres.config.host ?? "127.0.0.1",
+    DB_PORT: String(postgres.config.port),
+    DB_NAME: postgres.config.name ?? "postgres",
+    DB_USER: postgres.config.user ?? "postgres",
+    DB_PASSWORD: postgres.config.password ?? DB_PASSWORD,
+  };
+}
+
+async function run(env: Record<string, string | undefined>, options: Partial<Parameters<typeof runCli>[0]> = {}) {
+  const result = await runCli({ env: { TMPDIR: tmp, LOCAL_STORAGE_ROOT: root, ...dbEnv(), ...env }, ...options });
+  outputs.push(result);
+  return result;
+}
+
+async function row() {
+  const { rows } = await pool.query("select * from choreography_tasks where task_id = $1", [TASK_ID]);
+  return rows[0] as Record<string, unknown> & { result: Record<string, unknown> | null };
+}
+
+function tempLeftovers(): string[] {
+  return readdirSync(tmp);
+}
+
+beforeAll(async () => {
+  buildCli();
+  root = mkdtempSync(path.join(os.tmpdir(), "e2e-root-"));
+  tmp = mkdtempSync(path.join(os.tmpdir(), "e2e-tmp-"));
+  makeSong(path.join(root, "songs", "song.m4a"), 2);
+  makeClip(path.join(root, "clips", "red.mp4"), "red", 2);
+  makeClip(path.join(root, "clips", "blue.mp4"), "blue", 2);
+  makeClip(path.join(root, "clips", "portrait.mp4"), "green", 2, "180x320", 25);
+  postgres = await startPostgres({ password: DB_PASSWORD });
+  pool = postgres.pool;
+});
+
+afterAll(async () => {
+  await postgres?.stop();
+  rmSync(root, { recursive: true, force: true });
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+beforeEach(async () => {
+  await pool.query("delete from choreography_tasks");
+  await pool.query("insert into choreography_tasks (task_id, user_id, status) values ($1, $2, 'pending')", [
+    TASK_ID,
+    USER_ID,
+  ]);
+  rmSync(path.join(root, "output"), { recursive: true, force: true });
+});
+
+describe("the job as Cloud Run runs it (env vars only, local storage)", () => {
+  it("renders, verifies and records a completed task", async () => {
+    const result = await run({ TASK_ID, USER_ID: String(USER_ID), BLUEPRINT_JSON: JSON.stringify(SIMPLE) });
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+
+    const task = await row();
+    expect(task.status).toBe("completed");
+    expect(task.progress).toBe(100);
+    expect(task.stage).toBe("completed");
+    expect(task.error).toBeNull();
+    const output = path.join(root, "output", "e2e.mp4");
+    expect(task.result).toMatchObject({
+      video_url: `file://${output}`,
+      output_path: "output/e2e.mp4",
+      moves_count: 3,
+      num_moves: 3,
+      width: 320,
+      height: 240,
+      fps: 30,
+      video_codec: "h264",
+      audio_codec: "aac",
+    });
+    expect(task.result?.["duration"]).toBeCloseTo(3, 1);
+    expect(Number(task.result?.["file_size"])).toBeGreaterThan(1000);
+
+    const video = probeVideo(output);
+    expect(video.frames).toBe(90);
+    expect(Math.abs(video.videoDuration - video.audioDuration)).toBeLessThan(1 / 30);
+    expect(readdirSync(path.join(root, "output"))).toEqual(["e2e.mp4"]);
+    expect(tempLeftovers()).toEqual([]);
+
+    const severities = new Set(result.logs.map((line) => line["severity"]));
+    expect(severities.has("INFO")).toBe(true);
+    expect(result.logs.every((line) => line["task_id"] === TASK_ID || line["message"] === "Job started")).toBe(true);
+    expect(result.logs.some((line) => String(line["message"]).startsWith("Stage rendering done"))).toBe(true);
+  });
+
+  it("does nothing on a second run after success (idempotent retry)", async () => {
+    const env = { TASK_ID, USER_ID: String(USER_ID), BLUEPRINT_JSON: JSON.stringify(SIMPLE) };
+    expect((await run(env)).code).toBe(0);
+    const before = await row();
+    const second = await run(env);
+    expect(second.code).toBe(0);
+    expect(second.logs.some((line) => String(line["message"]).includes("already completed"))).toBe(true);
+    expect(second.logs.some((line) => String(line["message"]).startsWith("Stage rendering"))).toBe(false);
+    const after = await row();
+    expect(after.updated_at).toEqual(before.updated_at);
+  });
+
+  it("rejects an invalid blueprint with exit 2 and names every field in the row", async () => {
+    const bad = blueprint([
+      { clip: "clips/red.mp4", duration: 1 },
+      { clip: "clips/blue.mp4", duration: -1 },
+    ]) as Record<string, unknown>;
+    delete bad["audio_path"];
+    const result = await run({ BLUEPRINT_JSON: JSON.stringify(bad) });
+    expect(result.code).toBe(2);
+    const task = await row();
+    expect(task.status).toBe("failed");
+    expect(task.stage).toBe("validation");
+    expect(String(task.error)).toContain("Missing required field: audio_path");
+    expect(String(task.error)).toContain("moves[1].duration");
+    expect(task.result).toMatchObject({ code: "INVALID_BLUEPRINT", stage: "validation", retryable: false });
+    expect(existsSync(path.join(root, "output"))).toBe(false);
+  });
+
+  it("marks the TASK_ID row failed when the blueprint is not even JSON", async () => {
+    const result = await run({ TASK_ID, BLUEPRINT_JSON: "{not json" });
+    expect(result.code).toBe(2);
+    const task = await row();
+    expect(task.status).toBe("failed");
+    expect(task.result).toMatchObject({ code: "INVALID_BLUEPRINT" });
+  });
+
+  it("fails with exit 1 naming the storage key when a clip is missing", async () => {
+    const missing = blueprint([
+      { clip: "clips/red.mp4", duration: 1 },
+      { clip: "clips/missing.mp4", duration: 1 },
+    ]);
+    const result = await run({ BLUEPRINT_JSON: JSON.stringify(missing) });
+    expect(result.code).toBe(1);
+    const task = await row();
+    expect(task.status).toBe("failed");
+    expect(task.stage).toBe("fetching");
+    expect(String(task.error)).toContain("clips/missing.mp4");
+    expect(String(task.error)).not.toContain(tmp);
+    expect(String(task.error)).not.toContain(root);
+    expect(task.result).toMatchObject({ code: "STORAGE_NOT_FOUND", stage: "fetching" });
+    expect(tempLeftovers()).toEqual([]);
+  });
+
+  it("touches no row when TASK_ID does not match the blueprint", async () => {
+    const before = await row();
+    const result = await run({ TASK_ID: "another-task", BLUEPRINT_JSON: JSON.stringify(SIMPLE) });
+    expect(result.code).toBe(2);
+    expect(await row()).toEqual(before);
+    expect(existsSync(path.join(root, "output"))).toBe(false);
+  });
+
+  it("touches no row owned by another user", async () => {
+    const before = await row();
+    const result = await run({ USER_ID: String(USER_ID + 1), BLUEPRINT_JSON: JSON.stringify(SIMPLE) });
+    expect(result.code).toBe(1);
+    expect(await row()).toEqual(before);
+    expect(existsSync(path.join(root, "output"))).toBe(false);
+  });
+
+  it("on SIGTERM mid-render records the termination, cleans up and exits within 5 s", async () => {
+    const long = blueprint(
+      Array.from({ length: 24 }, (_, index) => ({
+        clip: index % 2 === 0 ? "clips/red.mp4" : "clips/blue.mp4",
+        duration: 1.5,
+        transition: "crossfade",
+      })),
+      { output_config: { output_path: "output/long.mp4", frame_rate: 30, resolution: "1280x720", preset: "medium" } },
+    );
+    const result = await run(
+      { BLUEPRINT_JSON: JSON.stringify(long) },
+      { terminateWhen: /"stage":"rendering"/, terminateDelayMs: 300 },
+    );
+    expect(result.exitAfterSignalMs).toBeDefined();
+    expect(result.exitAfterSignalMs!).toBeLessThan(5000);
+    expect(result.code).toBe(1);
+    const task = await row();
+    expect(task.status).toBe("failed");
+    expect(task.error).toBe("Job terminated: SIGTERM");
+    expect(task.stage).toBe("rendering");
+    expect(task.result).toMatchObject({ code: "TERMINATED", retryable: true });
+    expect(tempLeftovers()).toEqual([]);
+    expect(existsSync(path.join(root, "output", "long.mp4"))).toBe(false);
+  });
+});
+
+describe("CLI modes", () => {
+  it("--check prints a summary and exits 0, or every problem and exits 2", async () => {
+    const file = path.join(root, "check.json");
+    writeFileSync(file, JSON.stringify(SIMPLE));
+    const ok = await run({}, { args: ["--check", "--blueprint", file] });
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain("3");
+    const bad = { ...SIMPLE, moves: [{ ...SIMPLE.moves[0], duration: "8" }] };
+    writeFileSync(file, JSON.stringify(bad));
+    const failed = await run({}, { args: ["--check", "--blueprint", file] });
+    expect(failed.code).toBe(2);
+    expect(failed.stderr).toContain("moves[0].duration");
+  });
+
+  it("--dry-run prints the plan and FFmpeg commands and writes nothing", async () => {
+    const before = await row();
+    const result = await run({ BLUEPRINT_JSON: JSON.stringify(SIMPLE) }, { args: ["--dry-run"] });
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain("Render plan: 320x240 @ 30 fps, 90 frames");
+    expect(result.stdout).toMatch(/ffmpeg .*-i/);
+    expect(existsSync(path.join(root, "output"))).toBe(false);
+    expect(await row()).toEqual(before);
+    expect(tempLeftovers()).toEqual([]);
+  });
+
+  it("reports invalid configuration all at once with exit 2", async () => {
+    const result = await run({ VIDEO_CRF: "80", DB_PORT: "x", BLUEPRINT_JSON: JSON.stringify(SIMPLE) });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("VIDEO_CRF");
+    expect(result.stderr).toContain("DB_PORT");
+  });
+});
+
+describe("embedded PostgreSQL (no database configured, not on Cloud Run)", () => {
+  it("creates the table and the row, and completes the task", async () => {
+    const localRoot = mkdtempSync(path.join(os.tmpdir(), "e2e-embedded-"));
+    try {
+      for (const dir of ["songs", "clips"]) mkdirSync(path.join(localRoot, dir));
+      makeSong(path.join(localRoot, "songs", "song.m4a"), 2);
+      makeClip(path.join(localRoot, "clips", "red.mp4"), "red", 2);
+      makeClip(path.join(localRoot, "clips", "blue.mp4"), "blue", 2);
+      const two = blueprint([
+        { clip: "clips/red.mp4", duration: 1 },
+        { clip: "clips/blue.mp4", duration: 1, transition: "fade_white" },
+      ]);
+      const result = await runCli({
+        env: { TMPDIR: tmp, LOCAL_STORAGE_ROOT: localRoot, BLUEPRINT_JSON: JSON.stringify(two) },
+      });
+      outputs.push(result);
+      expect(result.code).toBe(0);
+      expect(result.logs.some((line) => /embedded PostgreSQL/i.test(String(line["message"])))).toBe(true);
+      expect(probeVideo(path.join(localRoot, "output", "e2e.mp4")).frames).toBe(60);
+      expect(existsSync(path.join(localRoot, ".pgdata"))).toBe(true);
+    } finally {
+      rmSync(localRoot, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("secrets", () => {
+  it("never prints the database password", () => {
+    expect(outputs.length).toBeGreaterThan(5);
+    for (const output of outputs) {
+      expect(output.stdout).not.toContain(DB_PASSWORD);
+      expect(output.stderr).not.toContain(DB_PASSWORD);
+    }
+  });
+});
