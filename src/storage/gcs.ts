@@ -1,0 +1,273 @@
+import { createWriteStream } from "node:fs";
+import { mkdir, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { pipeline } from "node:stream/promises";
+import type { Bucket } from "@google-cloud/storage";
+import pRetry, { AbortError } from "p-retry";
+import { JobError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { assertStorageKey, localNameFor, notFoundError } from "./keys.js";
+import type { FetchedFile, Storage, UploadOptions } from "./storage.js";
+
+export interface GcsRetryOptions {
+  /** Total attempts per operation, the first included (default 3). */
+  attempts?: number;
+  /** Delay before the first retry; doubled for each further one, with jitter (default 2000 ms). */
+  minDelayMs?: number;
+}
+
+export interface GcsStorageOptions {
+  /** GCS_BUCKET_NAME. */
+  bucket: string;
+  /** GCP_PROJECT_ID, passed to the client. */
+  projectId?: string;
+  logger: Logger;
+  retry?: GcsRetryOptions;
+}
+
+const DRIVER_NAME = "gcs";
+const DEFAULT_ATTEMPTS = 3;
+const DEFAULT_MIN_DELAY_MS = 2000;
+
+export type FailureKind = "not_found" | "denied" | "invalid" | "transient" | "other";
+
+export interface Failure {
+  kind: FailureKind;
+  /** HTTP status, when the server answered. */
+  status?: number;
+  /** Node/network error code (ECONNRESET, …) or the SDK's code. */
+  code?: string;
+}
+
+const TRANSIENT_CODES = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "ESOCKETTIMEDOUT",
+  "EPIPE",
+  "EAI_AGAIN",
+  "ENOTFOUND",
+  "ECONNABORTED",
+  "ERR_STREAM_PREMATURE_CLOSE",
+  "UND_ERR_SOCKET",
+  // The bytes received do not match the object's checksum: corrupted or cut in transit.
+  "CONTENT_DOWNLOAD_MISMATCH",
+]);
+const TRANSIENT_MESSAGE =
+  /socket hang up|timed? ?out|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|premature close/i;
+
+function field(value: unknown, name: string): unknown {
+  return typeof value === "object" && value !== null ? (value as Record<string, unknown>)[name] : undefined;
+}
+
+/**
+ * Sorts an SDK or network error into permanent (fail at once) and transient (retry) failures
+ * (SPEC §4): 408/429/5xx and connection resets, refusals and timeouts are transient.
+ */
+export function classifyGcsError(error: unknown): Failure {
+  const rawCode = field(error, "code");
+  const response = field(error, "response");
+  const status =
+    typeof rawCode === "number"
+      ? rawCode
+      : typeof field(response, "status") === "number"
+        ? (field(response, "status") as number)
+        : typeof field(error, "status") === "number"
+          ? (field(error, "status") as number)
+          : undefined;
+  const causeCode = field(field(error, "cause"), "code");
+  const code = typeof rawCode === "string" ? rawCode : typeof causeCode === "string" ? causeCode : undefined;
+  if (status !== undefined && status >= 100) {
+    if (status === 404) return { kind: "not_found", status };
+    if (status === 401 || status === 403) return { kind: "denied", status };
+    if (status === 408 || status === 429 || status >= 500) return { kind: "transient", status };
+    if (status >= 400) return { kind: "invalid", status };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  if ((code !== undefined && TRANSIENT_CODES.has(code)) || TRANSIENT_MESSAGE.test(message)) {
+    return { kind: "transient", code: code ?? "network" };
+  }
+  return { kind: "other", ...(code === undefined ? {} : { code }) };
+}
+
+function describe(failure: Failure): string {
+  if (failure.status !== undefined) return `HTTP ${failure.status}`;
+  return failure.code ?? "error";
+}
+
+/** A transient failure, carried through p-retry so the last one can be reported. */
+class TransientError extends Error {
+  constructor(
+    readonly failure: Failure,
+    readonly original: unknown,
+  ) {
+    super(describe(failure), { cause: original });
+  }
+}
+
+/**
+ * GCS mode (SPEC §4). The SDK is imported on first use, so local runs never load it; it reads
+ * STORAGE_EMULATOR_HOST itself. Its own retries are off: this adapter retries transient failures
+ * (p-retry, exponential backoff with jitter) so the two are never multiplied.
+ */
+export function createGcsStorage(options: GcsStorageOptions): Storage {
+  const bucketName = options?.bucket;
+  if (typeof bucketName !== "string" || bucketName.trim() === "") {
+    throw new JobError("GCS storage needs a bucket name", { code: "STORAGE_ERROR" });
+  }
+  const attempts = options.retry?.attempts ?? DEFAULT_ATTEMPTS;
+  const minDelayMs = options.retry?.minDelayMs ?? DEFAULT_MIN_DELAY_MS;
+  if (!Number.isInteger(attempts) || attempts < 1) {
+    throw new TypeError(`retry.attempts must be an integer ≥ 1, received ${String(attempts)}`);
+  }
+  if (!Number.isFinite(minDelayMs) || minDelayMs < 0) {
+    throw new TypeError(`retry.minDelayMs must be a number ≥ 0, received ${String(minDelayMs)}`);
+  }
+  const { logger } = options;
+  let bucketPromise: Promise<Bucket> | undefined;
+
+  const getBucket = () => {
+    bucketPromise ??= import("@google-cloud/storage").then(({ Storage }) => {
+      const client = new Storage({
+        ...(options.projectId === undefined ? {} : { projectId: options.projectId }),
+        retryOptions: { autoRetry: false, maxRetries: 0 },
+      });
+      return client.bucket(bucketName);
+    });
+    return bucketPromise;
+  };
+  const checkKey = (raw: string) => assertStorageKey(raw, { bucket: bucketName });
+
+  /** Runs `attempt` with retries on transient failures; maps every failure to a JobError. */
+  const withRetry = async <T>(
+    operation: "download" | "upload" | "check",
+    key: string,
+    attempt: () => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> => {
+    try {
+      return await pRetry(
+        async () => {
+          try {
+            return await attempt();
+          } catch (error) {
+            if (signal?.aborted) throw new AbortError(toError(signal.reason));
+            const failure = classifyGcsError(error);
+            if (failure.kind === "transient") throw new TransientError(failure, error);
+            throw new AbortError(permanentError(operation, key, failure, error));
+          }
+        },
+        {
+          retries: attempts - 1,
+          minTimeout: minDelayMs,
+          factor: 2,
+          randomize: true,
+          ...(signal === undefined ? {} : { signal }),
+          onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+            if (retriesLeft === 0) return;
+            logger.warn(
+              { key, operation, attempt: attemptNumber, attempts, reason: error.message },
+              `Storage ${operation} of ${key} failed (${error.message}); retrying`,
+            );
+          },
+        },
+      );
+    } catch (error) {
+      if (error instanceof TransientError) {
+        throw new JobError(
+          `Storage unavailable: ${operation} of ${key} failed after ${attempts} attempt${attempts === 1 ? "" : "s"} (${error.message})`,
+          { code: "STORAGE_UNAVAILABLE", retryable: true, cause: error.original, details: { attempts } },
+        );
+      }
+      throw error;
+    }
+  };
+
+  return {
+    name: DRIVER_NAME,
+
+    async fetch(rawKey: string, dir: string, signal?: AbortSignal): Promise<FetchedFile> {
+      const key = checkKey(rawKey);
+      const destination = path.join(dir, localNameFor(key));
+      const partial = `${destination}.part`;
+      await mkdir(dir, { recursive: true });
+      const file = (await getBucket()).file(key);
+      await withRetry(
+        "download",
+        key,
+        async () => {
+          // A failed attempt's bytes never survive into the next one.
+          await rm(partial, { force: true });
+          try {
+            const source = file.createReadStream({ validation: "crc32c" });
+            const sink = createWriteStream(partial);
+            await (signal === undefined ? pipeline(source, sink) : pipeline(source, sink, { signal }));
+          } catch (error) {
+            await rm(partial, { force: true });
+            throw error;
+          }
+        },
+        signal,
+      );
+      await rename(partial, destination);
+      return { path: destination, bytes: (await stat(destination)).size };
+    },
+
+    async exists(rawKey: string): Promise<boolean> {
+      const key = checkKey(rawKey);
+      const file = (await getBucket()).file(key);
+      const [found] = await withRetry("check", key, () => file.exists());
+      return found;
+    },
+
+    async upload(localPath: string, rawKey: string, uploadOptions: UploadOptions): Promise<void> {
+      const key = checkKey(rawKey);
+      const bucket = await getBucket();
+      // Never `chunkSize`: one request per attempt (and the emulator breaks chunked uploads).
+      await withRetry("upload", key, () =>
+        bucket.upload(localPath, {
+          destination: key,
+          contentType: uploadOptions.contentType,
+          metadata: { contentType: uploadOptions.contentType, metadata: { ...uploadOptions.metadata } },
+          validation: "crc32c",
+        }),
+      );
+    },
+
+    url(rawKey: string): string {
+      return `gs://${bucketName}/${checkKey(rawKey)}`;
+    },
+  };
+}
+
+function toError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
+
+function permanentError(operation: string, key: string, failure: Failure, cause: unknown): JobError {
+  switch (failure.kind) {
+    case "not_found":
+      return operation === "upload"
+        ? new JobError(`Storage bucket not found while uploading ${key}`, {
+            code: "STORAGE_NOT_FOUND",
+            cause,
+          })
+        : notFoundError(key, cause);
+    case "denied":
+      return new JobError(`Access denied to ${key} (${describe(failure)})`, {
+        code: "STORAGE_DENIED",
+        cause,
+      });
+    case "invalid":
+      return new JobError(`Storage rejected the ${operation} of ${key} (${describe(failure)})`, {
+        code: "STORAGE_ERROR",
+        cause,
+      });
+    default:
+      // The cause's message may hold local temp paths: the row gets the code only, logs the cause.
+      return new JobError(`Storage ${operation} of ${key} failed (${describe(failure)})`, {
+        code: "STORAGE_ERROR",
+        cause,
+      });
+  }
+}

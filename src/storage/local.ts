@@ -1,0 +1,173 @@
+import { randomUUID } from "node:crypto";
+import { constants } from "node:fs";
+import { copyFile, lstat, mkdir, open, realpath, rename, rm, stat } from "node:fs/promises";
+import path from "node:path";
+import { JobError } from "../errors.js";
+import { assertStorageKey, isInside, notFoundError } from "./keys.js";
+import type { FetchedFile, Storage, UploadOptions } from "./storage.js";
+
+export interface LocalStorageOptions {
+  /** Directory every key is relative to (LOCAL_STORAGE_ROOT). Resolved against the current directory. */
+  root: string;
+}
+
+const DRIVER_NAME = "local";
+
+function errnoCode(error: unknown): string | undefined {
+  return typeof error === "object" && error !== null && "code" in error
+    ? String((error as { code: unknown }).code)
+    : undefined;
+}
+
+const MISSING = new Set(["ENOENT", "ENOTDIR", "ELOOP"]);
+
+/**
+ * Local mode (SPEC §4): keys are files under `root`. Every key is checked twice: its text
+ * (`checkStorageKey`), then its real path after symlinks, which must stay inside the root's real
+ * path. Fetched files are used in place; uploads are published by rename, so readers see the old
+ * file or the whole new one.
+ */
+export function createLocalStorage(options: LocalStorageOptions): Storage {
+  if (typeof options?.root !== "string" || options.root.trim() === "") {
+    throw new JobError("Local storage needs a root directory", { code: "STORAGE_ERROR" });
+  }
+  const root = path.resolve(options.root);
+  let rootReal: Promise<string> | undefined;
+
+  const realRoot = () => {
+    rootReal ??= realpath(root).catch((error: unknown) => {
+      rootReal = undefined;
+      throw new JobError("The local storage root (LOCAL_STORAGE_ROOT) does not exist or is not readable", {
+        code: "STORAGE_ERROR",
+        cause: error,
+      });
+    });
+    return rootReal;
+  };
+
+  const escapeError = (key: string) =>
+    new JobError(`Storage key resolves outside the storage root: ${key}`, { code: "STORAGE_DENIED" });
+
+  /** The real path of an existing key, checked to be inside the root; undefined when missing. */
+  const resolveExisting = async (key: string): Promise<string | undefined> => {
+    const base = await realRoot();
+    let real: string;
+    try {
+      real = await realpath(path.join(root, key));
+    } catch (error) {
+      if (MISSING.has(errnoCode(error) ?? "")) return undefined;
+      throw accessError(key, error);
+    }
+    if (!isInside(base, real, path.sep)) throw escapeError(key);
+    return real;
+  };
+
+  /**
+   * Creates the parent directories of `key` one segment at a time, checking each (symlinks
+   * followed) is a directory inside the root before anything is created in it. Returns the real
+   * path of the target's directory.
+   */
+  const ensureParent = async (key: string): Promise<string> => {
+    const base = await realRoot();
+    let current = base;
+    for (const segment of key.split("/").slice(0, -1)) {
+      const next = path.join(current, segment);
+      try {
+        await mkdir(next);
+      } catch (error) {
+        if (errnoCode(error) !== "EEXIST") throw accessError(key, error);
+      }
+      const real = await realpath(next).catch((error: unknown) => {
+        throw accessError(key, error);
+      });
+      if (!isInside(base, real, path.sep)) throw escapeError(key);
+      if (!(await stat(real)).isDirectory()) {
+        throw new JobError(`Cannot write ${key}: a parent path is not a directory`, {
+          code: "STORAGE_ERROR",
+        });
+      }
+      current = real;
+    }
+    return current;
+  };
+
+  return {
+    name: DRIVER_NAME,
+
+    async fetch(rawKey: string, _dir: string, signal?: AbortSignal): Promise<FetchedFile> {
+      const key = assertStorageKey(rawKey);
+      signal?.throwIfAborted();
+      const real = await resolveExisting(key);
+      if (real === undefined) throw notFoundError(key);
+      const info = await stat(real).catch((error: unknown) => {
+        throw MISSING.has(errnoCode(error) ?? "") ? notFoundError(key, error) : accessError(key, error);
+      });
+      if (!info.isFile()) {
+        throw new JobError(`Media file is not a regular file: ${key}`, { code: "STORAGE_ERROR" });
+      }
+      return { path: real, bytes: info.size };
+    },
+
+    async exists(rawKey: string): Promise<boolean> {
+      const key = assertStorageKey(rawKey);
+      const real = await resolveExisting(key);
+      if (real === undefined) return false;
+      return (await stat(real)).isFile();
+    },
+
+    async upload(localPath: string, rawKey: string, _options: UploadOptions): Promise<void> {
+      const key = assertStorageKey(rawKey);
+      const dir = await ensureParent(key);
+      const target = path.join(dir, path.posix.basename(key));
+      const existing = await lstat(target).catch(() => undefined);
+      if (existing?.isDirectory()) {
+        throw new JobError(`Cannot write ${key}: a directory is in the way`, { code: "STORAGE_ERROR" });
+      }
+      // Same directory as the target, so the rename is atomic; dot-prefixed and unique.
+      const temp = path.join(dir, `.${path.posix.basename(key)}.${randomUUID()}.tmp`);
+      try {
+        await copyFile(localPath, temp, constants.COPYFILE_EXCL);
+        const handle = await open(temp, "r+");
+        try {
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        // Replaces a symlink at the target itself, never the file it points to.
+        await rename(temp, target);
+      } catch (error) {
+        await rm(temp, { force: true }).catch(() => {});
+        if (error instanceof JobError) throw error;
+        throw new JobError(`Could not write ${key}: ${errnoCode(error) ?? "I/O error"}`, {
+          code:
+            errnoCode(error) === "EACCES" || errnoCode(error) === "EPERM"
+              ? "STORAGE_DENIED"
+              : "STORAGE_ERROR",
+          cause: error,
+        });
+      }
+      await syncDirectory(dir);
+    },
+
+    url(rawKey: string): string {
+      // As the Python job: `file://` + the absolute path, not percent-encoded.
+      return `file://${path.join(root, assertStorageKey(rawKey))}`;
+    },
+  };
+}
+
+function accessError(key: string, error: unknown): JobError {
+  const code = errnoCode(error);
+  return new JobError(`Cannot access ${key}: ${code ?? "I/O error"}`, {
+    code: code === "EACCES" || code === "EPERM" ? "STORAGE_DENIED" : "STORAGE_ERROR",
+    cause: error,
+  });
+}
+
+/** Makes the rename durable. Best effort: some file systems refuse fsync on a directory. */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, "r").catch(() => undefined);
+  if (handle === undefined) return;
+  await handle.sync().catch(() => {});
+  await handle.close();
+}
