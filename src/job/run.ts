@@ -66,7 +66,7 @@ function blueprintError(
   const count = parsed.issues.length;
   return {
     error: new JobError(
-      `Invalid blueprint (${count} problem${count === 1 ? "" : "s"}): ${formatIssues(parsed.issues)}`,
+      `Invalid blueprint (${count} problem${count === 1 ? "" : "s"}): ${formatIssues(parsed.issues, "; ")}`,
       {
         code: "INVALID_BLUEPRINT",
         details: parsed.issues,
