@@ -74,6 +74,10 @@ export interface Blueprint {
   /** End of the last move (equals the blueprint's total_duration when it gave one). */
   total_duration: number;
   difficulty_level?: "beginner" | "intermediate" | "advanced";
+  /** Informational, logged only. */
+  generation_timestamp?: string;
+  /** Informational, logged only. */
+  generation_parameters?: Record<string, unknown>;
   output_config: OutputConfig;
 }
 
