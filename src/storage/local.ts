@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { constants } from "node:fs";
-import { copyFile, lstat, mkdir, open, realpath, rename, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, open, realpath, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { JobError } from "../errors.js";
 import { assertStorageKey, isInside, notFoundError } from "./keys.js";
@@ -119,10 +119,6 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
       const key = assertStorageKey(rawKey);
       const dir = await ensureParent(key);
       const target = path.join(dir, path.posix.basename(key));
-      const existing = await lstat(target).catch(() => undefined);
-      if (existing?.isDirectory()) {
-        throw new JobError(`Cannot write ${key}: a directory is in the way`, { code: "STORAGE_ERROR" });
-      }
       // Same directory as the target, so the rename is atomic; dot-prefixed and unique.
       const temp = path.join(dir, `.${path.posix.basename(key)}.${randomUUID()}.tmp`);
       try {
@@ -137,8 +133,14 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
         await rename(temp, target);
       } catch (error) {
         await rm(temp, { force: true }).catch(() => {});
-        if (error instanceof JobError) throw error;
-        throw new JobError(`Could not write ${key}: ${errnoCode(error) ?? "I/O error"}`, {
+        const code = errnoCode(error);
+        if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
+          throw new JobError(`Cannot write ${key}: a directory is in the way`, {
+            code: "STORAGE_ERROR",
+            cause: error,
+          });
+        }
+        throw new JobError(`Could not write ${key}: ${code ?? "I/O error"}`, {
           code:
             errnoCode(error) === "EACCES" || errnoCode(error) === "EPERM"
               ? "STORAGE_DENIED"

@@ -62,6 +62,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   const faults: Fault[] = [];
   const requests: RequestRecord[] = [];
   const sockets = new Set<Socket>();
+  let port = 0;
 
   const takeFault = (req: http.IncomingMessage): Fault | undefined => {
     const fault = faults.find((candidate) => candidate.times > 0 && matches(candidate, req));
@@ -85,7 +86,13 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       },
       (answer) => {
         record.outcome = answer.statusCode ?? 502;
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        // The emulator answers with its own address (resumable upload session URLs): keep the
+        // client talking to the proxy.
+        const headers = { ...answer.headers };
+        if (typeof headers.location === "string") {
+          headers.location = headers.location.replace(target.host, `127.0.0.1:${port}`);
+        }
+        res.writeHead(answer.statusCode ?? 502, headers);
         if (resetAfter === undefined) {
           answer.pipe(res);
           return;
@@ -148,6 +155,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
   });
   const address = server.address();
   if (address === null || typeof address === "string") throw new Error("fault proxy: no port");
+  port = address.port;
 
   let stopped: Promise<void> | undefined;
   const stop = () => {

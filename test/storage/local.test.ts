@@ -1,0 +1,163 @@
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  realpath,
+  rm,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { createLocalStorage } from "../../src/storage/local.js";
+import { expectJobError, testStorageContract } from "./contract.js";
+
+testStorageContract({
+  name: "local",
+  async create() {
+    const root = await mkdtemp(path.join(os.tmpdir(), "storage-local-"));
+    const file = (key: string) => path.join(root, ...key.split("/"));
+    const listAll = async (dir: string): Promise<string[]> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      const names: string[] = [];
+      for (const entry of entries) {
+        const full = path.join(dir, entry.name);
+        if (entry.isDirectory()) names.push(...(await listAll(full)));
+        else names.push(path.relative(root, full).split(path.sep).join("/"));
+      }
+      return names;
+    };
+    return {
+      storage: createLocalStorage({ root }),
+      async put(key, data) {
+        await mkdir(path.dirname(file(key)), { recursive: true });
+        await writeFile(file(key), data);
+      },
+      get: (key) => readFile(file(key)).catch(() => undefined),
+      list: async (prefix) => (await listAll(root)).filter((name) => name.startsWith(prefix)).sort(),
+      privatePaths: [root],
+      expectedUrl: (key) => `file://${root}/${key}`,
+      close: () => rm(root, { recursive: true, force: true }),
+    };
+  },
+});
+
+describe("local storage: the root is a hard boundary", () => {
+  let base: string;
+  let root: string;
+  let outside: string;
+  let work: string;
+
+  beforeEach(async () => {
+    base = await realpath(await mkdtemp(path.join(os.tmpdir(), "storage-local-sec-")));
+    root = path.join(base, "root");
+    outside = path.join(base, "outside");
+    work = path.join(base, "work");
+    for (const dir of [root, outside, work, path.join(root, "clips"), path.join(root, "output")]) {
+      await mkdir(dir, { recursive: true });
+    }
+    await writeFile(path.join(outside, "secret.mp4"), "secret");
+    await writeFile(path.join(root, "clips", "a.mp4"), "clip a");
+  });
+  afterEach(() => rm(base, { recursive: true, force: true }));
+
+  const upload = async (key: string, data = "new video") => {
+    const file = path.join(work, "out.mp4");
+    await writeFile(file, data);
+    return createLocalStorage({ root }).upload(file, key, { contentType: "video/mp4", metadata: {} });
+  };
+
+  it("uses a fetched file in place, without copying it", async () => {
+    const storage = createLocalStorage({ root });
+    const fetched = await storage.fetch("clips/a.mp4", work);
+    expect(fetched).toEqual({ path: path.join(root, "clips", "a.mp4"), bytes: 6 });
+    expect(await readdir(work)).toEqual([]);
+  });
+
+  it("refuses a symlinked file that points outside the root", async () => {
+    await symlink(path.join(outside, "secret.mp4"), path.join(root, "clips", "evil.mp4"));
+    const storage = createLocalStorage({ root });
+    for (const attempt of [storage.fetch("clips/evil.mp4", work), storage.exists("clips/evil.mp4")]) {
+      const error = await expectJobError(attempt);
+      expect(error.code).toBe("STORAGE_DENIED");
+      expect(error.message).toBe("Storage key resolves outside the storage root: clips/evil.mp4");
+    }
+  });
+
+  it("refuses a file below a symlinked directory that points outside the root", async () => {
+    await symlink(outside, path.join(root, "linked"), "dir");
+    const error = await expectJobError(createLocalStorage({ root }).fetch("linked/secret.mp4", work));
+    expect(error.code).toBe("STORAGE_DENIED");
+    expect(error.message).not.toContain(outside);
+  });
+
+  it("refuses an upload through a symlinked directory pointing outside, writing nothing there", async () => {
+    await symlink(outside, path.join(root, "linked"), "dir");
+    for (const key of ["linked/out.mp4", "linked/new/deeper/out.mp4"]) {
+      const error = await expectJobError(upload(key));
+      expect(error.code).toBe("STORAGE_DENIED");
+      expect(error.message).toContain(key);
+    }
+    expect(await readdir(outside)).toEqual(["secret.mp4"]);
+  });
+
+  it("replaces a symlink at the output key itself, never the file it points to", async () => {
+    await symlink(path.join(outside, "secret.mp4"), path.join(root, "output", "video.mp4"));
+    await upload("output/video.mp4");
+    expect(await readFile(path.join(outside, "secret.mp4"), "utf8")).toBe("secret");
+    expect((await lstat(path.join(root, "output", "video.mp4"))).isFile()).toBe(true);
+    expect(await readFile(path.join(root, "output", "video.mp4"), "utf8")).toBe("new video");
+  });
+
+  it("follows symlinks that stay inside the root, and a root that is itself a symlink", async () => {
+    await symlink(path.join(root, "clips", "a.mp4"), path.join(root, "alias.mp4"));
+    await symlink(root, path.join(base, "root-link"), "dir");
+    const storage = createLocalStorage({ root: path.join(base, "root-link") });
+    expect((await storage.fetch("alias.mp4", work)).bytes).toBe(6);
+    expect(storage.url("clips/a.mp4")).toBe(`file://${path.join(base, "root-link", "clips", "a.mp4")}`);
+  });
+
+  it("refuses a directory where a media file is expected", async () => {
+    const error = await expectJobError(createLocalStorage({ root }).fetch("clips", work));
+    expect(error.code).toBe("STORAGE_ERROR");
+    expect(error.message).toBe("Media file is not a regular file: clips");
+  });
+
+  it("publishes atomically: a reader of the old file keeps the whole old bytes, no temp file remains", async () => {
+    const target = path.join(root, "output", "video.mp4");
+    await writeFile(target, "old video, complete");
+    const reader = await open(target, "r");
+    try {
+      await upload("output/video.mp4", "new video, complete");
+      expect((await reader.readFile()).toString()).toBe("old video, complete");
+    } finally {
+      await reader.close();
+    }
+    expect(await readFile(target, "utf8")).toBe("new video, complete");
+    expect(await readdir(path.join(root, "output"))).toEqual(["video.mp4"]);
+  });
+
+  it("creates missing parent directories inside the root", async () => {
+    await upload("output/2025/11/video.mp4");
+    expect(await readFile(path.join(root, "output", "2025", "11", "video.mp4"), "utf8")).toBe("new video");
+  });
+
+  it("removes its temp file when the rename fails", async () => {
+    await mkdir(path.join(root, "output", "taken.mp4", "inner"), { recursive: true });
+    await writeFile(path.join(root, "output", "taken.mp4", "inner", "x"), "x");
+    const error = await expectJobError(upload("output/taken.mp4"));
+    expect(error.code).toBe("STORAGE_ERROR");
+    expect(await readdir(path.join(root, "output"))).toEqual(["taken.mp4"]);
+  });
+
+  it("reports a missing root without its path", async () => {
+    const missingRoot = path.join(base, "nope");
+    const error = await expectJobError(createLocalStorage({ root: missingRoot }).fetch("clips/a.mp4", work));
+    expect(error.code).toBe("STORAGE_ERROR");
+    expect(error.message).not.toContain(missingRoot);
+  });
+});
