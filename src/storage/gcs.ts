@@ -1,6 +1,7 @@
 import { createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Bucket } from "@google-cloud/storage";
 import pRetry, { AbortError } from "p-retry";
@@ -191,7 +192,8 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
       const destination = path.join(dir, localNameFor(key));
       const partial = `${destination}.part`;
       await mkdir(dir, { recursive: true });
-      const file = (await getBucket()).file(key);
+      const bucket = await getBucket();
+      const { CRC32C } = await import("@google-cloud/storage");
       await withRetry(
         "download",
         key,
@@ -199,9 +201,36 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
           // A failed attempt's bytes never survive into the next one.
           await rm(partial, { force: true });
           try {
-            const source = file.createReadStream({ validation: "crc32c" });
+            // Checksum and size come from the object's metadata and the download is pinned to
+            // that generation, so a concurrent overwrite cannot mix two versions. The check is
+            // ours: the SDK skips its own when a server omits x-goog-stored-content-encoding
+            // (the emulator does).
+            const [metadata] = await bucket.file(key).getMetadata();
+            const gzipped = metadata.contentEncoding === "gzip";
+            const file = bucket.file(key, { generation: metadata.generation });
+            const crc = new CRC32C();
+            let received = 0;
+            const hash = new Transform({
+              transform(chunk: Buffer, _encoding, done) {
+                crc.update(chunk);
+                received += chunk.length;
+                done(null, chunk);
+              },
+            });
+            // Objects stored gzip are served decompressed: only the SDK can check those.
+            const source = file.createReadStream({ validation: gzipped ? "crc32c" : false });
             const sink = createWriteStream(partial);
-            await (signal === undefined ? pipeline(source, sink) : pipeline(source, sink, { signal }));
+            await (signal === undefined
+              ? pipeline(source, hash, sink)
+              : pipeline(source, hash, sink, { signal }));
+            if (!gzipped) {
+              const sizeOk = metadata.size === undefined || Number(metadata.size) === received;
+              if (!sizeOk || (metadata.crc32c !== undefined && !crc.validate(metadata.crc32c))) {
+                throw Object.assign(new Error("downloaded bytes do not match the object's checksum"), {
+                  code: "CONTENT_DOWNLOAD_MISMATCH",
+                });
+              }
+            }
           } catch (error) {
             await rm(partial, { force: true });
             throw error;

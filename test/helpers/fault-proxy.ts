@@ -16,6 +16,8 @@ export interface FaultMatch {
 export type Fault = { times: number; match?: FaultMatch } & (
   | { kind: "status"; status: number }
   | { kind: "reset"; afterBytes: number }
+  /** Flips one bit of the body's first byte (same length): only a checksum can tell. */
+  | { kind: "corrupt" }
   | { kind: "delay"; ms: number }
 );
 
@@ -75,6 +77,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     res: http.ServerResponse,
     record: RequestRecord,
     resetAfter?: number,
+    corrupt = false,
   ) => {
     const upstream = http.request(
       {
@@ -93,6 +96,18 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
           headers.location = headers.location.replace(target.host, `127.0.0.1:${port}`);
         }
         res.writeHead(answer.statusCode ?? 502, headers);
+        if (corrupt) {
+          let first = true;
+          answer.on("data", (chunk: Buffer) => {
+            if (first && chunk.length > 0) {
+              chunk[0] = chunk[0]! ^ 0x01;
+              first = false;
+            }
+            res.write(chunk);
+          });
+          answer.on("end", () => res.end());
+          return;
+        }
         if (resetAfter === undefined) {
           answer.pipe(res);
           return;
@@ -136,6 +151,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       }
       case "reset":
         forward(req, res, record, fault.afterBytes);
+        return;
+      case "corrupt":
+        forward(req, res, record, undefined, true);
         return;
       case "delay":
         setTimeout(() => forward(req, res, record), Math.min(fault.ms, MAX_DELAY_MS));

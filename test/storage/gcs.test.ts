@@ -4,7 +4,7 @@
  * injects them), so the tests can count requests and script failures.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Bucket } from "@google-cloud/storage";
@@ -77,6 +77,7 @@ describe("gcs storage: uploads and retries", () => {
   let work: string;
   let n = 0;
   const key = (name: string) => `gcs-${++n}/${name}`;
+  const requestsFor = (k: string) => proxy.requests.filter((r) => r.url.includes(encodeURIComponent(k)));
   const downloads = (k: string) =>
     proxy.requests.filter(
       (r) => r.method === "GET" && r.url.includes(encodeURIComponent(k)) && r.url.includes("alt=media"),
@@ -92,7 +93,7 @@ describe("gcs storage: uploads and retries", () => {
     const { storage } = gcs();
     const k = key("output/choreography.mov");
     const file = path.join(work, "upload.mov");
-    await (await import("node:fs/promises")).writeFile(file, randomBytes(4096));
+    await writeFile(file, randomBytes(4096));
     await storage.upload(file, k, {
       contentType: contentTypeFor(k),
       metadata: { task_id: "task-42", blueprint_sha256: "ab".repeat(32) },
@@ -100,17 +101,138 @@ describe("gcs storage: uploads and retries", () => {
     const [metadata] = await direct.file(k).getMetadata();
     expect(metadata.contentType).toBe("video/quicktime");
     expect(metadata.metadata).toMatchObject({ task_id: "task-42", blueprint_sha256: "ab".repeat(32) });
-    console.info(proxy.requests);
   });
 
-  it("debug: request shapes", async () => {
-    const { storage } = gcs();
-    const k = key("clips/a.mp4");
-    await put(k, randomBytes(1000));
+  it("retries two 503s and succeeds on the third attempt, logging each retry", async () => {
+    const { storage, lines } = gcs();
+    const k = key("clips/flaky.mp4");
+    const data = randomBytes(8192);
+    await put(k, data);
     proxy.reset();
-    await storage.fetch(k, work);
-    await storage.exists(k);
-    console.info(proxy.requests);
-    expect(downloads(k).length).toBe(1);
+    proxy.inject({ kind: "status", status: 503, times: 2, match: { method: "GET", path: "alt=media" } });
+    const started = performance.now();
+    const fetched = await storage.fetch(k, work);
+    const elapsed = performance.now() - started;
+    expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
+    expect(downloads(k).map((r) => r.outcome)).toEqual([503, 503, 200]);
+    const retries = lines.filter((line) => line.severity === "WARNING");
+    expect(retries.map((line) => [line["key"], line["attempt"]])).toEqual([
+      [k, 1],
+      [k, 2],
+    ]);
+    // minDelayMs 20, factor 2, jitter ×1–2: 20–40 ms then 40–80 ms.
+    expect(elapsed).toBeGreaterThanOrEqual(55);
+    console.info(`two 503s then success: ${Math.round(elapsed)} ms`);
+  });
+
+  it("fails at once on a 404, naming the key, after one request", async () => {
+    const { storage, lines } = gcs();
+    const k = key("clips/gone.mp4");
+    const error = await expectJobError(storage.fetch(k, work));
+    expect(error.code).toBe("STORAGE_NOT_FOUND");
+    expect(error.message).toBe(`Media file not found: ${k}`);
+    expect(requestsFor(k)).toHaveLength(1);
+    expect(lines.filter((line) => line.severity === "WARNING")).toEqual([]);
+  });
+
+  it.each([
+    [403, "STORAGE_DENIED"],
+    [401, "STORAGE_DENIED"],
+    [400, "STORAGE_ERROR"],
+    [404, "STORAGE_NOT_FOUND"],
+  ] as const)("fails at once on an injected %i (%s)", async (status, code) => {
+    const { storage } = gcs();
+    const k = key("clips/forbidden.mp4");
+    await put(k, Buffer.from("x"));
+    proxy.reset();
+    proxy.inject({ kind: "status", status, times: 5, match: { path: "alt=media" } });
+    const error = await expectJobError(storage.fetch(k, work));
+    expect(error.code).toBe(code);
+    expect(error.retryable).toBe(false);
+    expect(error.message).toContain(k);
+    expect(downloads(k)).toHaveLength(1);
+  });
+
+  it("retries a connection reset mid-download and leaves an intact file, no partial one", async () => {
+    const { storage, lines } = gcs();
+    const k = key("clips/reset.mp4");
+    const data = randomBytes(256 * 1024);
+    await put(k, data);
+    proxy.reset();
+    proxy.inject({ kind: "reset", afterBytes: 64 * 1024, times: 1, match: { path: "alt=media" } });
+    const dir = await mkdtemp(path.join(work, "reset-"));
+    const fetched = await storage.fetch(k, dir);
+    expect(downloads(k).map((r) => r.outcome)).toEqual(["reset", 200]);
+    expect(fetched.bytes).toBe(data.length);
+    expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
+    expect(await readdir(dir)).toEqual([path.basename(fetched.path)]);
+    expect(lines.filter((line) => line.severity === "WARNING")).toHaveLength(1);
+  });
+
+  it("validates the checksum: corrupted bytes are detected and downloaded again", async () => {
+    const { storage, lines } = gcs();
+    const k = key("clips/corrupt.mp4");
+    const data = randomBytes(16 * 1024);
+    await put(k, data);
+    proxy.reset();
+    proxy.inject({ kind: "corrupt", times: 1, match: { path: "alt=media" } });
+    const fetched = await storage.fetch(k, work);
+    expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
+    expect(downloads(k)).toHaveLength(2);
+    expect(lines.find((line) => line.severity === "WARNING")?.["reason"]).toBe("CONTENT_DOWNLOAD_MISMATCH");
+  });
+
+  it("gives up after 3 attempts of 503 with a retryable STORAGE_UNAVAILABLE naming the key", async () => {
+    const { storage } = gcs();
+    const k = key("clips/down.mp4");
+    await put(k, Buffer.from("x"));
+    proxy.reset();
+    proxy.inject({ kind: "status", status: 503, times: 100, match: { path: "alt=media" } });
+    const dir = await mkdtemp(path.join(work, "down-"));
+    const error = await expectJobError(storage.fetch(k, dir));
+    expect(error.code).toBe("STORAGE_UNAVAILABLE");
+    expect(error.retryable).toBe(true);
+    expect(error.message).toBe(`Storage unavailable: download of ${k} failed after 3 attempts (HTTP 503)`);
+    expect(downloads(k)).toHaveLength(3);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("honours a custom attempt count and retries uploads too", async () => {
+    const { storage } = gcs({ retry: { attempts: 2, minDelayMs: 10 } });
+    const k = key("output/video.mp4");
+    const file = path.join(work, "retry-upload.mp4");
+    const data = randomBytes(4096);
+    await writeFile(file, data);
+    proxy.inject({ kind: "status", status: 429, times: 1, match: { method: "POST", path: "/upload/" } });
+    await storage.upload(file, k, { contentType: "video/mp4", metadata: { task_id: "t" } });
+    expect(sha256((await direct.file(k).download())[0])).toBe(sha256(data));
+
+    proxy.inject({ kind: "status", status: 500, times: 100, match: { method: "POST", path: "/upload/" } });
+    const error = await expectJobError(
+      storage.upload(file, k, { contentType: "video/mp4", metadata: { task_id: "t" } }),
+    );
+    expect(error.code).toBe("STORAGE_UNAVAILABLE");
+    expect(error.message).toBe(`Storage unavailable: upload of ${k} failed after 2 attempts (HTTP 500)`);
+  });
+
+  it("stops waiting and retrying when the signal aborts", async () => {
+    const { storage } = gcs({ retry: { minDelayMs: 5_000 } });
+    const k = key("clips/slow.mp4");
+    await put(k, Buffer.from("x"));
+    proxy.reset();
+    proxy.inject({ kind: "status", status: 503, times: 100, match: { path: "alt=media" } });
+    const controller = new AbortController();
+    const reason = new Error("Job terminated: SIGTERM");
+    setTimeout(() => controller.abort(reason), 100);
+    const started = performance.now();
+    await expect(storage.fetch(k, work, controller.signal)).rejects.toBe(reason);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(downloads(k)).toHaveLength(1);
+  });
+
+  it("does not load or build a client before the first call", async () => {
+    const { storage } = gcs({ bucket: "never-used-bucket" });
+    expect(storage.url("a/b.mp4")).toBe("gs://never-used-bucket/a/b.mp4");
+    expect(proxy.requests).toEqual([]);
   });
 });
