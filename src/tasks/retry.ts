@@ -28,7 +28,8 @@ export function isConnectionError(raw: unknown, depth = 0): boolean {
   }
   // pg's own messages when the socket closes under it (no code set).
   if (typeof err.message === "string" && err.message.startsWith("Connection terminated")) return true;
-  if (Array.isArray(err.errors) && err.errors.some((inner) => isConnectionError(inner, depth + 1))) return true;
+  if (Array.isArray(err.errors) && err.errors.some((inner) => isConnectionError(inner, depth + 1)))
+    return true;
   return isConnectionError(err.cause, depth + 1);
 }
 

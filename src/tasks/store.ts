@@ -120,7 +120,12 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
   const delaysMs = options.retryDelaysMs ?? [1000, 2000, 4000];
 
   /** A required statement: retried on connection errors, every failure a JobError. */
-  async function required(what: string, taskId: string, sql: string, params: unknown[]): Promise<pg.QueryResult> {
+  async function required(
+    what: string,
+    taskId: string,
+    sql: string,
+    params: unknown[],
+  ): Promise<pg.QueryResult> {
     try {
       return await withConnectionRetry(() => pool.query(sql, params), { delaysMs, logger, what });
     } catch (err) {
@@ -174,9 +179,13 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
           update.stage,
           update.message,
         ]);
-        if (result.rowCount === 0) logger.debug({ progress: update.progress }, "Progress not written (row finished)");
+        if (result.rowCount === 0)
+          logger.debug({ progress: update.progress }, "Progress not written (row finished)");
       } catch (err) {
-        logger.warn({ err, progress: update.progress, stage: update.stage }, "Progress update failed; continuing");
+        logger.warn(
+          { err, progress: update.progress, stage: update.stage },
+          "Progress update failed; continuing",
+        );
       }
     })();
     const tracked = attempt.finally(() => {
@@ -220,9 +229,12 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
       const row: TaskRow = { ...raw, user_id: Number(raw.user_id) };
       if (userId !== null && row.user_id !== userId) {
         // The owner's id stays out of the message: it is written to logs.
-        throw new JobError(`Task ${taskId} belongs to another user (USER_ID ${userId}); nothing was changed`, {
-          code: "TASK_FORBIDDEN",
-        });
+        throw new JobError(
+          `Task ${taskId} belongs to another user (USER_ID ${userId}); nothing was changed`,
+          {
+            code: "TASK_FORBIDDEN",
+          },
+        );
       }
       return row;
     },

@@ -35,7 +35,8 @@ export async function startPostgres(options: TestPostgresOptions = {}): Promise<
   if (isRoot()) {
     await chmod(dir, 0o755);
     const ids = postgresUserIds();
-    if (options.socketDir !== undefined && ids !== undefined) await chown(options.socketDir, ids.uid, ids.gid);
+    if (options.socketDir !== undefined && ids !== undefined)
+      await chown(options.socketDir, ids.uid, ids.gid);
   }
   const dataDir = path.join(dir, "data");
   const password = options.password ?? randomBytes(12).toString("hex");
@@ -50,12 +51,26 @@ export async function startPostgres(options: TestPostgresOptions = {}): Promise<
     user: "postgres",
     password,
     initdbFlags: ["--no-sync"],
-    postgresFlags: [...listen, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+    postgresFlags: [
+      ...listen,
+      "-c",
+      "fsync=off",
+      "-c",
+      "synchronous_commit=off",
+      "-c",
+      "full_page_writes=off",
+    ],
   });
   await server.initialise();
   await server.start();
 
-  const config = { host: options.socketDir ?? "127.0.0.1", port, name: "postgres", user: "postgres", password };
+  const config = {
+    host: options.socketDir ?? "127.0.0.1",
+    port,
+    name: "postgres",
+    user: "postgres",
+    password,
+  };
   const pool = new pg.Pool({
     host: config.host,
     port,
