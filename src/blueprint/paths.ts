@@ -30,15 +30,17 @@ export function checkStorageKey(raw: string, options: KeyOptions = {}): KeyCheck
   if (key.startsWith("/") || WINDOWS_DRIVE.test(key)) return { ok: false, reason: "an absolute path" };
   if (URL_SCHEME.test(key)) {
     const scheme = key.slice(0, key.indexOf(":")).toLowerCase();
-    return scheme === "gs"
-      ? { ok: false, reason: "a gs:// URL of another bucket" }
-      : { ok: false, reason: `a ${scheme}: URL` };
+    if (scheme !== "gs") return { ok: false, reason: `a ${scheme}: URL` };
+    return options.bucket === undefined
+      ? { ok: false, reason: "a gs:// URL (storage is local, not GCS)" }
+      : { ok: false, reason: "a gs:// URL of another bucket" };
   }
   const segments = key.split("/");
   if (segments.includes("..")) return { ok: false, reason: "a path with a '..' segment" };
   if (segments.includes(".")) return { ok: false, reason: "a path with a '.' segment" };
   if (segments.includes("")) return { ok: false, reason: "a path with an empty segment" };
-  if (new TextEncoder().encode(key).length > MAX_KEY_BYTES) {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most keys need no encoding to be measured.
+  if (key.length * 3 > MAX_KEY_BYTES && new TextEncoder().encode(key).length > MAX_KEY_BYTES) {
     return { ok: false, reason: `a path longer than ${MAX_KEY_BYTES} bytes` };
   }
   return { ok: true, key };

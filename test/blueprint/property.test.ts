@@ -1,0 +1,98 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { parseBlueprint, validateBlueprint } from "../../src/blueprint/parse.js";
+import type { ParseResult } from "../../src/blueprint/types.js";
+import { DEFAULTS, GCS_DEFAULTS, makeBlueprint } from "./fixtures.js";
+
+function expectWellFormed(result: ParseResult): void {
+  if (result.ok) {
+    expect(result.blueprint.moves.length).toBeGreaterThan(0);
+    return;
+  }
+  expect(result.issues.length).toBeGreaterThan(0);
+  for (const problem of result.issues) {
+    expect(typeof problem.path).toBe("string");
+    expect(problem.message.length).toBeGreaterThan(0);
+  }
+}
+
+type Json = unknown;
+
+/** Every [container, key] pair of a JSON document, so a mutation can target any field or element. */
+function slots(doc: Json, out: [Record<string, Json> | Json[], string | number][] = []) {
+  if (Array.isArray(doc)) {
+    doc.forEach((value, index) => {
+      out.push([doc, index]);
+      slots(value, out);
+    });
+  } else if (typeof doc === "object" && doc !== null) {
+    for (const [key, value] of Object.entries(doc)) {
+      out.push([doc as Record<string, Json>, key]);
+      slots(value, out);
+    }
+  }
+  return out;
+}
+
+const mutation = fc.record({
+  at: fc.nat(),
+  kind: fc.constantFrom("replace", "delete"),
+  value: fc.oneof(
+    fc.jsonValue({ maxDepth: 2 }),
+    fc.constantFrom(-1, 0, 0.01, 1e308, -0.0, "", "..", "/x", "gs://media-bucket/x.mp4", null, true, [], {}),
+  ),
+});
+
+describe("validateBlueprint never throws", () => {
+  it("on any JSON value", () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expectWellFormed(validateBlueprint(value, DEFAULTS));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("on any text", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.string(), fc.json()), (text) => {
+        expectWellFormed(parseBlueprint(text, DEFAULTS));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it("on valid blueprints with up to three fields replaced or deleted", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 0.07, max: 30, noNaN: true }), { minLength: 1, maxLength: 8 }),
+        fc.array(mutation, { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        (durations, mutations, gcs) => {
+          const doc = makeBlueprint(durations);
+          for (const { at, kind, value } of mutations) {
+            const all = slots(doc);
+            const [container, key] = all[at % all.length]!;
+            if (kind === "delete" && !Array.isArray(container)) delete container[key as string];
+            else (container as Record<string | number, Json>)[key] = value;
+          }
+          expectWellFormed(validateBlueprint(doc, gcs ? GCS_DEFAULTS : DEFAULTS));
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  it("and accepts every unmutated generated blueprint", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.double({ min: 0.07, max: 30, noNaN: true }), { minLength: 1, maxLength: 50 }),
+        (durations) => {
+          const result = validateBlueprint(makeBlueprint(durations), DEFAULTS);
+          expect(result.ok ? [] : result.issues).toEqual([]);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+});
