@@ -69,7 +69,7 @@ async function makeClip(file: string, index: number): Promise<void> {
 
 async function makeSong(file: string, seconds: number): Promise<void> {
   const expr =
-    "0.35*sin(2*PI*55*t)*exp(-6*mod(t,0.4644))+0.12*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*0.25*t))+0.08*sin(2*PI*330*t)";
+    "0.35*sin(2*PI*55*t)*exp(-6*(t-0.4644*floor(t/0.4644)))+0.12*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*0.25*t))+0.08*sin(2*PI*330*t)";
   const partial = `${file}.partial.mp3`;
   await ffmpeg([
     "-f",
