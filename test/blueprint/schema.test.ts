@@ -1,7 +1,10 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { parseBlueprint } from "../../src/blueprint/parse.js";
 import { blueprintJsonSchema, renderBlueprintJsonSchema } from "../../src/blueprint/schema.js";
+import { formatIssues } from "../../src/blueprint/summary.js";
+import { DEFAULTS } from "./fixtures.js";
 
 const root = (relative: string) => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
 
@@ -40,5 +43,36 @@ describe("src/blueprint is pure", () => {
           .map((line) => `${name}: ${line.trim()}`),
       );
     expect(offenders).toEqual([]);
+  });
+});
+
+describe("docs/BLUEPRINT_SCHEMA.md", () => {
+  const markdown = readFileSync(root("docs/BLUEPRINT_SCHEMA.md"), "utf8");
+  /** Fenced code blocks of the given language ("" for unlabeled), in order. */
+  const blocks = (language: string): string[] => {
+    const found: string[] = [];
+    let current: string[] | undefined;
+    let currentLanguage = "";
+    for (const line of markdown.split("\n")) {
+      if (current === undefined && line.startsWith("```")) {
+        current = [];
+        currentLanguage = line.slice(3).trim();
+      } else if (current !== undefined && line === "```") {
+        if (currentLanguage === language) found.push(`${current.join("\n")}\n`);
+        current = undefined;
+      } else {
+        current?.push(line);
+      }
+    }
+    return found;
+  };
+
+  it("shows examples that behave as documented", () => {
+    const [full, minimal, bad] = blocks("json");
+    expect(parseBlueprint(full!, DEFAULTS).ok).toBe(true);
+    expect(parseBlueprint(minimal!, DEFAULTS).ok).toBe(true);
+    const result = parseBlueprint(bad!, DEFAULTS);
+    const output = blocks("").find((block) => block.startsWith("audio_path:"));
+    expect(result.ok ? "" : `${formatIssues(result.issues)}\n`).toBe(output);
   });
 });
