@@ -1,0 +1,254 @@
+/**
+ * The one module that runs FFmpeg and ffprobe, and the only importer of fluent-ffmpeg (deprecated
+ * upstream: keep it replaceable). Every run takes a prepared argument array (never a shell string),
+ * logs it at debug, reports progress from FFmpeg's `time=` mark, and is killed by a watchdog or an
+ * aborted signal.
+ *
+ * fluent-ffmpeg's builder reorders arguments and checks input formats (rejecting `-f lavfi` under
+ * FFmpeg 7), so we use its spawn path (`_spawnFfmpeg`) with the array as is: binary lookup, spawn and
+ * a bounded stderr ring stay fluent-ffmpeg's; kill, timeout and progress are ours.
+ */
+
+import type { ChildProcess } from "node:child_process";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import ffmpeg from "fluent-ffmpeg";
+import { JobError } from "../errors.js";
+import type { Logger } from "../log.js";
+
+export interface FfmpegProgress {
+  /** Output time reached (FFmpeg's `time=` timemark), in seconds. */
+  seconds: number;
+  /** Encoding speed relative to real time (`speed=`), when FFmpeg reports one. */
+  speed?: number;
+}
+
+export interface RunFfmpegOptions {
+  /** Binary to run (default: `ffmpeg` from PATH). */
+  ffmpegPath?: string;
+  /** Watchdog: the process is killed after this long and the run fails with FFMPEG_TIMEOUT. */
+  timeoutMs: number;
+  /** Aborting kills FFmpeg at once (SIGKILL) and rejects with `signal.reason`. */
+  signal?: AbortSignal;
+  logger?: Logger;
+  /** Planned output length, for log lines. */
+  expectedSeconds?: number;
+  onProgress?: (p: FfmpegProgress) => void;
+  /** What is being rendered, for user-facing messages ("rendering move 3 (move_3)"). No temp paths. */
+  label?: string;
+}
+
+export interface RunFfmpegResult {
+  durationMs: number;
+  /** FFmpeg's stderr with progress lines removed (the last lines only). */
+  stderr: string;
+}
+
+/** Lines of stderr kept for error details. */
+const STDERR_LINES = 200;
+
+/** The slice of fluent-ffmpeg's command object we use (its documented-in-source spawn path). */
+interface FluentSpawner {
+  _spawnFfmpeg(
+    args: string[],
+    options: { captureStdout?: boolean; windowsHide?: boolean; stdoutLines?: number },
+    processCB: (proc: ChildProcess, stdoutRing: Ring, stderrRing: Ring) => void,
+    endCB: (err: Error | null, stdoutRing?: Ring, stderrRing?: Ring) => void,
+  ): void;
+}
+interface Ring {
+  callback(cb: (line: string) => void): void;
+  get(): string;
+}
+
+const TIME_RE = /time=\s*(-?\d+):(\d+):(\d+(?:\.\d+)?)/;
+const SPEED_RE = /speed=\s*([\d.]+)x/;
+
+/** Parses a progress line (`frame=… time=00:00:01.23 … speed=1.5x`); undefined for other lines. */
+export function parseProgressLine(line: string): FfmpegProgress | undefined {
+  const time = TIME_RE.exec(line);
+  if (time === null) return undefined;
+  const seconds = Number(time[1]) * 3600 + Number(time[2]) * 60 + Number(time[3]);
+  const speed = SPEED_RE.exec(line);
+  return speed === null
+    ? { seconds: Math.max(0, seconds) }
+    : { seconds: Math.max(0, seconds), speed: Number(speed[1]) };
+}
+
+function isProgressLine(line: string): boolean {
+  return /^\s*(frame|size)=/.test(line) && TIME_RE.test(line);
+}
+
+/** Replaces absolute paths in FFmpeg output by their base names: messages reach users. */
+export function redactPaths(text: string): string {
+  return text.replace(/(?:[A-Za-z]:)?(?:\/[^\s/'":,]+)+\/([^\s/'":,]+)/g, "$1");
+}
+
+/** The most useful line of FFmpeg's stderr: the last one that looks like an error. */
+function errorLine(stderr: string): string | undefined {
+  const lines = stderr
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line !== "" && !isProgressLine(line));
+  return (
+    lines.findLast((line) => /error|invalid|no such|failed|cannot|unable|not found|denied/i.test(line)) ??
+    lines.at(-1)
+  );
+}
+
+/** Runs FFmpeg with exactly `args` (without the binary). */
+export function runFfmpeg(args: string[], options: RunFfmpegOptions): Promise<RunFfmpegResult> {
+  const { signal, logger } = options;
+  const label = options.label ?? "running FFmpeg";
+  const binary = options.ffmpegPath ?? "ffmpeg";
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  logger?.debug({ ffmpeg: binary, args, expected_seconds: options.expectedSeconds }, `FFmpeg: ${label}`);
+
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const command = ffmpeg() as unknown as FluentSpawner & { setFfmpegPath(p: string): unknown };
+    // fluent-ffmpeg keeps the binary path in a module-wide cache; its lookup is synchronous once set,
+    // so setting it right before spawning cannot race with another run.
+    command.setFfmpegPath(binary);
+    let child: ChildProcess | undefined;
+    let settled = false;
+    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
+    const stderrLines: string[] = [];
+
+    const kill = () => {
+      if (child !== undefined && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    };
+    const onAbort = () => {
+      kill();
+      finish(() => reject(signal?.reason));
+    };
+    const finish = (settle: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      settle();
+    };
+
+    command._spawnFfmpeg(
+      [...args],
+      { captureStdout: false, windowsHide: true, stdoutLines: STDERR_LINES },
+      (proc, _stdoutRing, stderrRing) => {
+        child = proc;
+        signal?.addEventListener("abort", onAbort, { once: true });
+        timer = setTimeout(() => {
+          timedOut = true;
+          logger?.warn({ timeout_ms: options.timeoutMs }, `FFmpeg watchdog fired while ${label}`);
+          kill();
+        }, options.timeoutMs);
+        stderrRing.callback((line) => {
+          const progress = parseProgressLine(line);
+          if (progress !== undefined && isProgressLine(line)) {
+            options.onProgress?.(progress);
+            return;
+          }
+          stderrLines.push(line);
+          if (stderrLines.length > STDERR_LINES) stderrLines.shift();
+        });
+      },
+      (err) => {
+        const stderr = stderrLines.join("\n");
+        const durationMs = Math.round(performance.now() - started);
+        if (signal?.aborted) return finish(() => reject(signal.reason));
+        if (timedOut) {
+          const seconds = Math.round(options.timeoutMs / 1000);
+          return finish(() =>
+            reject(
+              new JobError(`FFmpeg did not finish within ${seconds} s while ${label}`, {
+                code: "FFMPEG_TIMEOUT",
+                retryable: true,
+                details: { stderr: redactPaths(stderr.slice(-4000)), timeout_ms: options.timeoutMs },
+              }),
+            ),
+          );
+        }
+        if (err !== null) {
+          const notFound = (err as NodeJS.ErrnoException).code === "ENOENT";
+          const reason = notFound ? `${path.basename(binary)} not found` : errorLine(stderr);
+          return finish(() =>
+            reject(
+              new JobError(
+                `FFmpeg failed while ${label}${reason === undefined ? "" : `: ${redactPaths(reason)}`}`,
+                {
+                  code: "FFMPEG_FAILED",
+                  cause: err,
+                  details: { stderr: redactPaths(stderr.slice(-4000)), exit: err.message },
+                },
+              ),
+            ),
+          );
+        }
+        logger?.debug({ duration_ms: durationMs }, `FFmpeg done: ${label}`);
+        finish(() => resolve({ durationMs, stderr }));
+      },
+    );
+    // Aborted between the check above and the spawn callback.
+    if (signal?.aborted) onAbort();
+  });
+}
+
+export interface RunFfprobeOptions {
+  ffprobePath?: string;
+  signal?: AbortSignal;
+  timeoutMs?: number;
+}
+
+export interface FfprobeFailure {
+  ok: false;
+  /** ffprobe's own reason, paths removed. */
+  reason: string;
+}
+
+/**
+ * Runs ffprobe with `args` plus `-print_format json` and returns the parsed JSON, or the reason it
+ * failed. fluent-ffmpeg's `ffprobe()` parses the flat text format and drops side data (rotation),
+ * so ffprobe is spawned directly, still with an argument array.
+ */
+export function runFfprobeJson(
+  args: string[],
+  options: RunFfprobeOptions = {},
+): Promise<{ ok: true; json: unknown } | FfprobeFailure> {
+  const binary = options.ffprobePath ?? "ffprobe";
+  if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+  return new Promise((resolve, reject) => {
+    execFile(
+      binary,
+      ["-v", "error", "-print_format", "json", ...args],
+      {
+        maxBuffer: 64 * 1024 * 1024,
+        timeout: options.timeoutMs ?? 60_000,
+        killSignal: "SIGKILL",
+        signal: options.signal,
+        windowsHide: true,
+      },
+      (err, stdout, stderr) => {
+        if (options.signal?.aborted) return reject(options.signal.reason);
+        if (err !== null) {
+          if ((err as NodeJS.ErrnoException).code === "ENOENT") {
+            return reject(
+              new JobError(`${path.basename(binary)} not found`, { code: "FFMPEG_FAILED", cause: err }),
+            );
+          }
+          const line = stderr.trim().split("\n").at(-1) ?? "";
+          // "…/work/x.mp4: Invalid data found when processing input" → the part after the file name.
+          const reason = line.includes(": ") ? line.slice(line.lastIndexOf(": ") + 2) : line;
+          return resolve({
+            ok: false,
+            reason: redactPaths(reason || (err.killed ? "ffprobe timed out" : err.message)),
+          });
+        }
+        try {
+          resolve({ ok: true, json: JSON.parse(stdout) as unknown });
+        } catch {
+          resolve({ ok: false, reason: "ffprobe printed no readable JSON" });
+        }
+      },
+    );
+  });
+}

@@ -1,0 +1,265 @@
+/**
+ * Pure builders of FFmpeg argument fragments (editly's `getCutFromArgs` habit): input options and
+ * filter chains for one source span, encoder options, audio filters. No I/O here.
+ */
+import type { AudioCodec, OutputFormat, Preset, VideoCodec } from "../blueprint/types.js";
+
+/** Formats seconds for FFmpeg: at most 6 decimals, never exponent notation. */
+export function secs(value: number): string {
+  const fixed = value.toFixed(6);
+  return fixed.includes(".") ? fixed.replace(/\.?0+$/, "") || "0" : fixed;
+}
+
+/** The output frame rate as a rational string FFmpeg parses exactly ("30/1", "30000/1001"). */
+export function rateString(fps: number): string {
+  if (Number.isInteger(fps)) return `${fps}/1`;
+  const ntsc = (fps * 1001) / 1000;
+  if (Math.abs(ntsc - Math.round(ntsc)) < 1e-3) return `${Math.round(ntsc) * 1000}/1001`;
+  return `${Math.round(fps * 1000)}/1000`;
+}
+
+/** The inverse rate as a rational string, for `settb`. */
+export function timebaseString(fps: number): string {
+  const [num, den] = rateString(fps).split("/");
+  return `${den}/${num}`;
+}
+
+export interface SourceFit {
+  /** Size after scaling (aspect kept, square pixels), inside the output frame. */
+  width: number;
+  height: number;
+  /** Offset of the picture in the padded output frame. */
+  x: number;
+  y: number;
+}
+
+function even(value: number): number {
+  return Math.max(2, 2 * Math.round(value / 2));
+}
+
+/** Fits a display size into `width`×`height`, aspect kept, centred (offsets even for yuv420p). */
+export function fitInto(
+  displayWidth: number,
+  displayHeight: number,
+  width: number,
+  height: number,
+): SourceFit {
+  const scale = Math.min(width / displayWidth, height / displayHeight);
+  const w = Math.min(width, even(displayWidth * scale));
+  const h = Math.min(height, even(displayHeight * scale));
+  return { width: w, height: h, x: 2 * Math.floor((width - w) / 4), y: 2 * Math.floor((height - h) / 4) };
+}
+
+/** Frames decoded and thrown away before a span's first frame, so the first frame is chosen exactly. */
+const SEEK_MARGIN_SECONDS = 0.5;
+
+export interface SpanSource {
+  file: string;
+  /** Video stream duration (s). */
+  duration: number;
+  fit: SourceFit;
+}
+
+export interface SpanFilter {
+  /** Input options followed by `-i file`. */
+  inputArgs: string[];
+  /** Filter chain for `[n:v:0]`, producing exactly `frames` frames at the output rate (no labels). */
+  chain: string;
+  /** Seconds of source decoded before the first kept frame (at most: from the previous keyframe). */
+  seekSeconds: number;
+}
+
+export interface SpanRequest {
+  /** Source time of the first frame; negative → the first frame is held for the missing frames. */
+  start: number;
+  frames: number;
+}
+
+/**
+ * One source span as exactly `frames` output frames: frame k shows the source at `start + k/F`;
+ * before the source's start its first frame is held, after its end its last frame is held.
+ *
+ * Frame selection stays exact with a fast input seek: `-ss` lands `margin` frames early on the output
+ * grid, `fps` (anchored at the seek point) picks the frame current at each output time, then `trim`
+ * drops the margin. Seeking exactly to the first frame would lose it whenever the decimal `-ss`
+ * rounds past the frame's timestamp.
+ */
+export function spanFilter(
+  span: SpanRequest,
+  source: SpanSource,
+  fps: number,
+  width: number,
+  height: number,
+): SpanFilter {
+  const rate = rateString(fps);
+  // Leading frames before the source starts show its first frame.
+  let lead = span.start < 0 ? Math.ceil(-span.start * fps - 1e-6) : 0;
+  if (lead >= span.frames) lead = span.frames - 1;
+  const first = Math.max(0, span.start + lead / fps);
+  const real = span.frames - lead;
+  const { fit } = source;
+  const normalise = [
+    `scale=${fit.width}:${fit.height}`,
+    ...(fit.width < width || fit.height < height ? [`pad=${width}:${height}:${fit.x}:${fit.y}:black`] : []),
+    "setsar=1",
+    "format=yuv420p",
+  ];
+  const hold = `tpad=${lead > 0 ? `start=${lead}:start_mode=clone:` : ""}stop=-1:stop_mode=clone`;
+  const finish = [hold, `trim=end_frame=${span.frames}`, "setpts=N/FRAME_RATE/TB"];
+
+  if (first > source.duration - 1.5 / fps) {
+    // Past the last frame: take the source's last frame and hold it.
+    const seek = Math.max(0, source.duration - 1);
+    return {
+      inputArgs: [...(seek > 0 ? ["-ss", secs(seek)] : []), "-i", source.file],
+      chain: [
+        "reverse",
+        "trim=end_frame=1",
+        "setpts=PTS-STARTPTS",
+        `fps=${rate}:start_time=0`,
+        ...normalise,
+        ...finish,
+      ].join(","),
+      seekSeconds: seek,
+    };
+  }
+  const margin = Math.min(Math.ceil(SEEK_MARGIN_SECONDS * fps), Math.floor(first * fps + 1e-6));
+  const seek = Math.max(0, first - margin / fps);
+  const readSeconds = (margin + real) / fps + 1;
+  return {
+    inputArgs: [...(seek > 1e-6 ? ["-ss", secs(seek)] : []), "-t", secs(readSeconds), "-i", source.file],
+    chain: [
+      `fps=${rate}:start_time=0`,
+      ...(margin > 0 ? [`trim=start_frame=${margin}`, "setpts=PTS-STARTPTS"] : []),
+      ...normalise,
+      ...finish,
+    ].join(","),
+    seekSeconds: seek,
+  };
+}
+
+export interface VideoEncoding {
+  codec: VideoCodec;
+  preset: Preset;
+  /** CRF mode unless `bitrate` is set. */
+  crf: number;
+  bitrate?: string;
+}
+
+/** libvpx-vp9 has no x264 presets: map them onto its deadline/cpu-used speed levels. */
+function vp9Speed(preset: Preset): string[] {
+  switch (preset) {
+    case "ultrafast":
+    case "superfast":
+      return ["-deadline", "realtime", "-cpu-used", "8"];
+    case "veryfast":
+    case "faster":
+      return ["-deadline", "good", "-cpu-used", "5"];
+    case "fast":
+    case "medium":
+      return ["-deadline", "good", "-cpu-used", "3"];
+    case "slow":
+    case "slower":
+    case "veryslow":
+      return ["-deadline", "good", "-cpu-used", "1"];
+  }
+}
+
+/**
+ * Encoder options. Every piece uses exactly these, so the pieces share codec parameters (profile,
+ * level, size, SAR, pix_fmt, timebase) and join with the concat demuxer without re-encoding.
+ */
+export function videoEncoderArgs(encoding: VideoEncoding, format: OutputFormat): string[] {
+  const rate = encoding.bitrate === undefined ? ["-crf", String(encoding.crf)] : ["-b:v", encoding.bitrate];
+  switch (encoding.codec) {
+    case "libx264":
+      return [
+        "-c:v",
+        "libx264",
+        "-preset",
+        encoding.preset,
+        "-profile:v",
+        "high",
+        ...rate,
+        "-pix_fmt",
+        "yuv420p",
+      ];
+    case "libx265":
+      return [
+        "-c:v",
+        "libx265",
+        "-preset",
+        encoding.preset,
+        "-profile:v",
+        "main",
+        ...rate,
+        "-pix_fmt",
+        "yuv420p",
+        "-x265-params",
+        "log-level=error",
+        ...(format === "mp4" || format === "mov" ? ["-tag:v", "hvc1"] : []),
+      ];
+    case "libvpx-vp9":
+      return [
+        "-c:v",
+        "libvpx-vp9",
+        ...vp9Speed(encoding.preset),
+        "-row-mt",
+        "1",
+        ...(encoding.bitrate === undefined ? ["-crf", String(encoding.crf), "-b:v", "0"] : rate),
+        "-pix_fmt",
+        "yuv420p",
+      ];
+  }
+}
+
+export interface AudioEncoding {
+  codec: AudioCodec;
+  bitrate: string;
+  sampleRate: number;
+  channels: number;
+}
+
+export function audioEncoderArgs(audio: AudioEncoding): string[] {
+  return [
+    "-c:a",
+    audio.codec,
+    "-b:a",
+    audio.bitrate,
+    "-ar",
+    String(audio.sampleRate),
+    "-ac",
+    String(audio.channels),
+  ];
+}
+
+export interface SongFilter {
+  /** Timeline length (s): the song is cut to it, or padded with silence up to it. */
+  duration: number;
+  /** The song's own length (s). */
+  songDuration: number;
+  fade: number;
+  normalize: boolean;
+  sampleRate: number;
+}
+
+/**
+ * The soundtrack: the song from 0, cut to the timeline (or padded with silence: never `-shortest`),
+ * optionally loudness-normalised, faded in and out at its ends.
+ */
+export function songFilter(song: SongFilter): string {
+  const end = Math.min(song.duration, song.songDuration);
+  const fade = Math.min(song.fade, end / 2);
+  return [
+    `atrim=end=${secs(song.duration)}`,
+    "asetpts=PTS-STARTPTS",
+    ...(song.normalize ? ["loudnorm=I=-16:TP=-1.5:LRA=11"] : []),
+    `aresample=${song.sampleRate}`,
+    `aformat=channel_layouts=stereo`,
+    ...(fade > 0
+      ? [`afade=t=in:st=0:d=${secs(fade)}`, `afade=t=out:st=${secs(end - fade)}:d=${secs(fade)}`]
+      : []),
+    `apad=whole_dur=${secs(song.duration)}`,
+    `atrim=end=${secs(song.duration)}`,
+  ].join(",");
+}

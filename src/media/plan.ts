@@ -1,0 +1,565 @@
+/**
+ * The render plan (pure, deterministic): SPEC §3.3's timeline rules turned into frame-exact pieces,
+ * and the exact FFmpeg argument lists that render them. No I/O; `--dry-run` prints what this returns.
+ *
+ * The video is rendered in segments: each move's *body* (its frames outside the next transition's
+ * window) is one FFmpeg run, each non-cut transition window is one short run, all encoded with the
+ * same parameters; the song is encoded once in its own run; a final run joins everything by stream
+ * copy. A piece says *which frames of which source* (`SourceSpan`), separately from *how to encode*
+ * (`VideoEncoding`), so a later clip cache can stream-copy bodies of pre-normalised clips.
+ */
+import type { AudioCodec, Blueprint, OutputFormat, TransitionType } from "../blueprint/types.js";
+import { JobError } from "../errors.js";
+import {
+  type AudioEncoding,
+  audioEncoderArgs,
+  fitInto,
+  type SourceFit,
+  secs,
+  songFilter,
+  spanFilter,
+  type VideoEncoding,
+  videoEncoderArgs,
+} from "./filters.js";
+import type { MediaInfo } from "./probe.js";
+
+export type { VideoEncoding } from "./filters.js";
+
+/** Frames of one source: frame k shows the source at `start + k/F` (held before its start / after its end). */
+export interface SourceSpan {
+  key: string;
+  start: number;
+  frames: number;
+}
+
+export type FadeColour = "black" | "white";
+
+/** A move's frames outside any transition window. */
+export interface BodyPiece {
+  kind: "body";
+  /** Move index (0-based). */
+  move: number;
+  clipId: string;
+  /** First output frame. */
+  startFrame: number;
+  frames: number;
+  source: SourceSpan;
+  /** First move only: fade in from black/white over its first `frames`. */
+  fadeIn?: { frames: number; colour: FadeColour };
+}
+
+/**
+ * A transition window: output frames `[startFrame, startFrame + frames)`, just before the incoming
+ * move's start. `crossfade` blends `outgoing` into `incoming` (both `frames` long); a fade dips:
+ * `outgoing` (first half) fades out to the colour, `incoming` (second half) fades in from it.
+ */
+export interface TransitionPiece {
+  kind: "transition";
+  /** Index of the incoming move. */
+  move: number;
+  clipId: string;
+  type: Exclude<TransitionType, "cut">;
+  startFrame: number;
+  frames: number;
+  outgoing: SourceSpan;
+  incoming: SourceSpan;
+}
+
+export type Piece = BodyPiece | TransitionPiece;
+
+export interface MoveFrames {
+  clipId: string;
+  key: string;
+  /** Output frames `[startFrame, endFrame)`. */
+  startFrame: number;
+  endFrame: number;
+  /** Frames of the transition window into this move (0 for a cut / none). */
+  transitionFrames: number;
+}
+
+export interface SourcePlan {
+  duration: number;
+  fit: SourceFit;
+  fps: number;
+  variableFrameRate: boolean;
+}
+
+export interface AudioPlan extends AudioEncoding {
+  key: string;
+  /** Timeline length (s): the song is cut or padded with silence to it. */
+  duration: number;
+  songDuration: number;
+  fade: number;
+  normalize: boolean;
+}
+
+export interface RenderPlan {
+  width: number;
+  height: number;
+  fps: number;
+  totalFrames: number;
+  /** totalFrames / fps. */
+  duration: number;
+  format: OutputFormat;
+  moves: MoveFrames[];
+  pieces: Piece[];
+  sources: Record<string, SourcePlan>;
+  video: VideoEncoding;
+  audio: AudioPlan;
+  warnings: string[];
+}
+
+/** Output frame index of a time, robust to binary noise (8.1·30 = 242.99999…). */
+export function frameAt(seconds: number, fps: number): number {
+  return Math.round(Number((seconds * fps).toFixed(6)));
+}
+
+const MAX_LONG_SIDE = 1920;
+
+function even(value: number): number {
+  return Math.max(2, 2 * Math.round(value / 2));
+}
+
+function outputSize(blueprint: Blueprint, first: MediaInfo): { width: number; height: number } {
+  const given = blueprint.output_config.resolution;
+  if (given !== undefined) return { width: given.width, height: given.height };
+  const long = Math.max(first.displayWidth, first.displayHeight);
+  const scale = long > MAX_LONG_SIDE ? MAX_LONG_SIDE / long : 1;
+  return { width: even(first.displayWidth * scale), height: even(first.displayHeight * scale) };
+}
+
+function fmt(seconds: number): string {
+  return seconds.toFixed(2);
+}
+
+function moveName(index: number, clipId: string): string {
+  return `move ${index + 1} (${clipId})`;
+}
+
+/** Builds the frame-exact plan. Throws MEDIA_INVALID for a clip without video or a song without audio. */
+export function planRender(
+  blueprint: Blueprint,
+  clips: ReadonlyMap<string, MediaInfo>,
+  audio: MediaInfo,
+): RenderPlan {
+  const config = blueprint.output_config;
+  const fps = config.frame_rate;
+  const warnings: string[] = [];
+  const moves = blueprint.moves;
+  if (moves.length === 0) throw new JobError("moves array cannot be empty", { code: "INVALID_BLUEPRINT" });
+
+  const infoOf = (key: string): MediaInfo => {
+    const info = clips.get(key);
+    if (info === undefined) throw new JobError(`No media information for clip ${key}`, { code: "INTERNAL" });
+    if (!info.hasVideo) throw new JobError(`Clip ${key} has no video stream`, { code: "MEDIA_INVALID" });
+    return info;
+  };
+  if (!audio.hasAudio) {
+    throw new JobError(`Song ${blueprint.audio_path} has no audio stream`, { code: "MEDIA_INVALID" });
+  }
+  const { width, height } = outputSize(blueprint, infoOf(moves[0]!.video_path));
+
+  const sources: Record<string, SourcePlan> = {};
+  for (const move of moves) {
+    const info = infoOf(move.video_path);
+    sources[move.video_path] ??= {
+      duration: info.duration,
+      fit: fitInto(info.displayWidth, info.displayHeight, width, height),
+      fps: info.fps,
+      variableFrameRate: info.variableFrameRate,
+    };
+  }
+
+  // Frame boundaries: a_i = round(start_i·F); each move ends where the next starts, the last at
+  // round(total·F), so the moves tile the output exactly whatever the rounding.
+  const totalFrames = frameAt(blueprint.total_duration, fps);
+  const starts = moves.map((move) => frameAt(move.start_time, fps));
+  const frames: MoveFrames[] = moves.map((move, i) => ({
+    clipId: move.clip_id,
+    key: move.video_path,
+    startFrame: starts[i]!,
+    endFrame: i + 1 < moves.length ? starts[i + 1]! : totalFrames,
+    transitionFrames: 0,
+  }));
+  frames.forEach((move, i) => {
+    if (move.endFrame - move.startFrame < 1) {
+      throw new JobError(`moves[${i}] lasts less than one frame at ${fps} fps`, {
+        code: "INVALID_BLUEPRINT",
+      });
+    }
+  });
+  const length = (i: number) => frames[i]!.endFrame - frames[i]!.startFrame;
+
+  // Transition windows in frames, clamped to half of the shorter neighbouring move.
+  moves.forEach((move, i) => {
+    if (move.transition_type === "cut") return;
+    const seconds = move.transition_duration ?? config.transition_duration;
+    const wanted = frameAt(seconds, fps);
+    const limit = Math.floor((i === 0 ? length(0) : Math.min(length(i - 1), length(i))) / 2);
+    const window = Math.min(wanted, limit);
+    if (window < wanted) {
+      warnings.push(
+        `Transition into ${moveName(i, move.clip_id)}: ${fmt(seconds)} s window shortened to ${fmt(window / fps)} s (half of the shorter neighbouring move)`,
+      );
+    }
+    if (window === 0 && wanted > 0 && limit === 0) {
+      warnings.push(`Transition into ${moveName(i, move.clip_id)} dropped: the move is too short`);
+    }
+    frames[i]!.transitionFrames = window;
+  });
+
+  // Footage: move i shows its source from trim_start; warn when the source runs out (last frame held).
+  moves.forEach((move, i) => {
+    const info = infoOf(move.video_path);
+    const needed = move.trim_start + length(i) / fps;
+    const held = needed - info.duration;
+    if (held > 0.5 / fps) {
+      warnings.push(
+        `${moveName(i, move.clip_id)}: ${move.video_path} is ${fmt(info.duration)} s long but the move needs ${fmt(needed)} s from trim_start ${fmt(move.trim_start)} s; its last frame is held for ${fmt(held)} s`,
+      );
+    }
+  });
+
+  const pieces: Piece[] = [];
+  moves.forEach((move, i) => {
+    const own = frames[i]!;
+    const next = frames[i + 1];
+    const outgoingWindow = next?.transitionFrames ?? 0;
+    const bodyFrames = length(i) - outgoingWindow;
+    const body: BodyPiece = {
+      kind: "body",
+      move: i,
+      clipId: move.clip_id,
+      startFrame: own.startFrame,
+      frames: bodyFrames,
+      source: { key: move.video_path, start: move.trim_start, frames: bodyFrames },
+    };
+    if (i === 0 && own.transitionFrames > 0 && move.transition_type !== "cut") {
+      body.fadeIn = {
+        frames: own.transitionFrames,
+        colour: move.transition_type === "fade_white" ? "white" : "black",
+      };
+    }
+    pieces.push(body);
+    if (next === undefined || outgoingWindow === 0) return;
+    const incoming = moves[i + 1]!;
+    const type = incoming.transition_type;
+    if (type === "cut") return;
+    // The window holds the outgoing move's last frames and the incoming move's pre-roll (source
+    // frames just before its trim_start). A dip shows only the first half of one, the second of the other.
+    const window = outgoingWindow;
+    const outgoingFrames = type === "crossfade" ? window : Math.floor(window / 2);
+    const incomingFrames = type === "crossfade" ? window : window - outgoingFrames;
+    pieces.push({
+      kind: "transition",
+      move: i + 1,
+      clipId: incoming.clip_id,
+      type,
+      startFrame: next.startFrame - window,
+      frames: window,
+      outgoing: { key: move.video_path, start: move.trim_start + bodyFrames / fps, frames: outgoingFrames },
+      incoming: {
+        key: incoming.video_path,
+        start: incoming.trim_start - incomingFrames / fps,
+        frames: incomingFrames,
+      },
+    });
+  });
+
+  const duration = totalFrames / fps;
+  if (audio.duration < duration - 0.5 / fps) {
+    warnings.push(
+      `The song ${blueprint.audio_path} is ${fmt(audio.duration)} s long but the video lasts ${fmt(duration)} s; silence fills the rest`,
+    );
+  }
+
+  return {
+    width,
+    height,
+    fps,
+    totalFrames,
+    duration,
+    format: config.output_format,
+    moves: frames,
+    pieces,
+    sources,
+    video: {
+      codec: config.video_codec,
+      preset: config.preset,
+      crf: config.crf,
+      ...(config.video_bitrate === undefined ? {} : { bitrate: config.video_bitrate }),
+    },
+    audio: {
+      key: blueprint.audio_path,
+      codec: config.audio_codec,
+      bitrate: config.audio_bitrate,
+      sampleRate: 48_000,
+      channels: 2,
+      duration,
+      songDuration: audio.duration,
+      fade: config.fade_duration,
+      normalize: config.normalize_audio,
+    },
+    warnings,
+  };
+}
+
+export interface RenderFiles {
+  /** Storage key → local file. */
+  inputs: ReadonlyMap<string, string>;
+  audio: string;
+  /** Where pieces are written (created by the renderer). */
+  workDir: string;
+  output: string;
+}
+
+export interface RenderStep {
+  id: string;
+  kind: "piece" | "audio" | "final";
+  /** What is being rendered, for users (storage keys, never temp paths). */
+  label: string;
+  args: string[];
+  /** Output video frames this step encodes (progress); 0 for the audio and final steps. */
+  frames: number;
+  /** Watchdog for this step, proportional to its work. */
+  timeoutMs: number;
+}
+
+export interface RenderSteps {
+  /** Independent runs (video pieces and the song), in timeline order; run them in any order. */
+  pieces: RenderStep[];
+  /** The concat demuxer's list, written before the final step. */
+  concatList: { file: string; content: string };
+  /** Joins the pieces and the encoded song by stream copy. */
+  final: RenderStep;
+  /** Intermediate files the steps write (pieces and the encoded song). */
+  outputs: string[];
+}
+
+/** Flags every run shares: quiet except errors, progress lines on stderr, overwrite, no stdin. */
+const COMMON = ["-hide_banner", "-nostdin", "-v", "error", "-stats", "-y"];
+
+const MUXERS: Record<OutputFormat, string> = { mp4: "mp4", mov: "mov", mkv: "matroska", webm: "webm" };
+
+/** How much slower than x264 veryfast an encode may be, for watchdog budgets. */
+function slowness(video: VideoEncoding): number {
+  const preset: Record<VideoEncoding["preset"], number> = {
+    ultrafast: 1,
+    superfast: 1,
+    veryfast: 1,
+    faster: 1,
+    fast: 1.5,
+    medium: 2,
+    slow: 4,
+    slower: 8,
+    veryslow: 16,
+  };
+  return preset[video.preset] * (video.codec === "libx264" ? 1 : 4);
+}
+
+/** 30 s + 10 s per second of work, scaled by picture size and encoder speed. Generous on purpose. */
+function watchdogMs(workSeconds: number, pixels: number, factor: number): number {
+  return Math.ceil(30_000 + 10_000 * workSeconds * Math.max(1, pixels / (1280 * 720)) * factor);
+}
+
+function pieceName(index: number, format: OutputFormat): string {
+  return `piece-${String(index).padStart(4, "0")}.${format}`;
+}
+
+function audioName(format: OutputFormat, codec: AudioCodec): string {
+  // mp4/mov hold AAC, MP3 and Opus; webm/mkv hold Opus (webm is validated to carry it).
+  return `audio.${format === "mov" ? "mp4" : format === "webm" && codec !== "libopus" ? "mkv" : format}`;
+}
+
+function joinPath(dir: string, name: string): string {
+  return dir.endsWith("/") ? `${dir}${name}` : `${dir}/${name}`;
+}
+
+function pieceLabel(piece: Piece, plan: RenderPlan): string {
+  if (piece.kind === "body")
+    return `rendering ${moveName(piece.move, piece.clipId)} from ${piece.source.key}`;
+  const kind = piece.type.replace("_", " ");
+  return `rendering the ${kind} into ${moveName(piece.move, piece.clipId)} (${plan.moves[piece.move]!.key})`;
+}
+
+function fadeFilter(type: "in" | "out", frames: number, colour: FadeColour): string {
+  return `fade=t=${type}:s=0:n=${frames}${colour === "white" ? ":c=white" : ""}`;
+}
+
+function pieceArgs(
+  piece: Piece,
+  plan: RenderPlan,
+  files: RenderFiles,
+  output: string,
+): { args: string[]; seek: number } {
+  const fileOf = (key: string): string => {
+    const file = files.inputs.get(key);
+    if (file === undefined) throw new JobError(`No local file for clip ${key}`, { code: "INTERNAL" });
+    return file;
+  };
+  const span = (s: SourceSpan) => {
+    const source = plan.sources[s.key];
+    if (source === undefined) throw new JobError(`No source plan for clip ${s.key}`, { code: "INTERNAL" });
+    return spanFilter(
+      s,
+      { file: fileOf(s.key), duration: source.duration, fit: source.fit },
+      plan.fps,
+      plan.width,
+      plan.height,
+    );
+  };
+  const inputs: string[] = [];
+  let graph: string;
+  let seek = 0;
+  if (piece.kind === "body") {
+    const body = span(piece.source);
+    inputs.push(...body.inputArgs);
+    seek = body.seekSeconds;
+    const fade =
+      piece.fadeIn === undefined ? [] : [fadeFilter("in", piece.fadeIn.frames, piece.fadeIn.colour)];
+    graph = `[0:v:0]${[body.chain, ...fade].join(",")}[v]`;
+  } else if (piece.type === "crossfade") {
+    // The incoming pre-roll gets one extra leading frame so its opacity runs (k+1)/(D+1): neither
+    // end of the window repeats a pure frame of either move; the extra frame is then dropped.
+    const out = span(piece.outgoing);
+    const extra = { ...piece.incoming, start: piece.incoming.start - 1 / plan.fps, frames: piece.frames + 1 };
+    const inc = span(extra);
+    inputs.push(...out.inputArgs, ...inc.inputArgs);
+    seek = Math.max(out.seekSeconds, inc.seekSeconds);
+    graph = [
+      `[0:v:0]${out.chain}[a]`,
+      `[1:v:0]${inc.chain},format=yuva420p,fade=t=in:s=0:n=${piece.frames + 1}:alpha=1,trim=start_frame=1,setpts=N/FRAME_RATE/TB[b]`,
+      `[a][b]overlay=format=yuv420:eof_action=endall,format=yuv420p,setpts=N/FRAME_RATE/TB[v]`,
+    ].join(";");
+  } else {
+    const colour: FadeColour = piece.type === "fade_white" ? "white" : "black";
+    const inc = span(piece.incoming);
+    if (piece.outgoing.frames === 0) {
+      inputs.push(...inc.inputArgs);
+      seek = inc.seekSeconds;
+      graph = `[0:v:0]${inc.chain},${fadeFilter("in", piece.incoming.frames, colour)}[v]`;
+    } else {
+      const out = span(piece.outgoing);
+      inputs.push(...out.inputArgs, ...inc.inputArgs);
+      seek = Math.max(out.seekSeconds, inc.seekSeconds);
+      graph = [
+        `[0:v:0]${out.chain},${fadeFilter("out", piece.outgoing.frames, colour)}[a]`,
+        `[1:v:0]${inc.chain},${fadeFilter("in", piece.incoming.frames, colour)}[b]`,
+        "[a][b]concat=n=2:v=1:a=0,setpts=N/FRAME_RATE/TB[v]",
+      ].join(";");
+    }
+  }
+  const args = [
+    ...COMMON,
+    ...inputs,
+    "-filter_complex",
+    graph,
+    "-map",
+    "[v]",
+    "-frames:v",
+    String(piece.frames),
+    ...videoEncoderArgs(plan.video, plan.format),
+    "-an",
+    "-sn",
+    "-dn",
+    "-map_metadata",
+    "-1",
+    "-f",
+    MUXERS[plan.format],
+    output,
+  ];
+  return { args, seek };
+}
+
+/** Every FFmpeg run of the render, with the files it reads and writes. */
+export function planSteps(plan: RenderPlan, files: RenderFiles): RenderSteps {
+  const pixels = plan.width * plan.height;
+  const factor = slowness(plan.video);
+  const names = plan.pieces.map((_, i) => pieceName(i, plan.format));
+  const pieces: RenderStep[] = plan.pieces.map((piece, i) => {
+    const { args, seek } = pieceArgs(piece, plan, files, joinPath(files.workDir, names[i]!));
+    return {
+      id: `piece-${i}`,
+      kind: "piece",
+      label: pieceLabel(piece, plan),
+      args,
+      frames: piece.frames,
+      timeoutMs: watchdogMs(piece.frames / plan.fps + seek * 0.25, pixels, factor),
+    };
+  });
+
+  const audioFile = joinPath(files.workDir, audioName(plan.format, plan.audio.codec));
+  const audio = plan.audio;
+  pieces.push({
+    id: "audio",
+    kind: "audio",
+    label: `encoding the song ${audio.key}`,
+    args: [
+      ...COMMON,
+      "-i",
+      files.audio,
+      "-map",
+      "0:a:0",
+      "-vn",
+      "-sn",
+      "-dn",
+      "-af",
+      songFilter({
+        duration: audio.duration,
+        songDuration: audio.songDuration,
+        fade: audio.fade,
+        normalize: audio.normalize,
+        sampleRate: audio.sampleRate,
+      }),
+      ...audioEncoderArgs(audio),
+      "-map_metadata",
+      "-1",
+      audioFile,
+    ],
+    frames: 0,
+    timeoutMs: watchdogMs(audio.duration * 0.2, 0, audio.normalize ? 2 : 1),
+  });
+
+  const concatFile = joinPath(files.workDir, "pieces.txt");
+  const content = `ffconcat version 1.0\n${names.map((name) => `file '${name}'`).join("\n")}\n`;
+  const final: RenderStep = {
+    id: "final",
+    kind: "final",
+    label: "joining the rendered pieces and the song",
+    args: [
+      ...COMMON,
+      "-f",
+      "concat",
+      "-i",
+      concatFile,
+      "-i",
+      audioFile,
+      "-map",
+      "0:v:0",
+      "-map",
+      "1:a:0",
+      "-c",
+      "copy",
+      "-t",
+      secs(plan.duration),
+      "-map_metadata",
+      "-1",
+      ...(plan.format === "mp4" || plan.format === "mov"
+        ? ["-movflags", "+faststart", ...(plan.video.codec === "libx265" ? ["-tag:v", "hvc1"] : [])]
+        : []),
+      "-f",
+      MUXERS[plan.format],
+      files.output,
+    ],
+    frames: 0,
+    timeoutMs: watchdogMs(plan.duration * 0.05, 0, 1),
+  };
+  const outputs = [...names.map((name) => joinPath(files.workDir, name)), audioFile];
+  return { pieces, concatList: { file: concatFile, content }, final, outputs };
+}
+
+/** The exact FFmpeg argument lists (without the binary) the render runs, in a valid order. */
+export function planCommands(plan: RenderPlan, files: RenderFiles): string[][] {
+  const steps = planSteps(plan, files);
+  return [...steps.pieces.map((step) => step.args), steps.final.args];
+}
