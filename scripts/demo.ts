@@ -36,7 +36,22 @@ async function makeLibrary(): Promise<void> {
     if (existsSync(file)) continue;
     process.stdout.write(`generating ${path.relative(root, file)}\n`);
     await runFfmpeg(
-      ["-y", "-f", "lavfi", "-i", source, "-t", "6", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", file],
+      [
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        source,
+        "-t",
+        "6",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-pix_fmt",
+        "yuv420p",
+        file,
+      ],
       { timeoutMs: 120_000 },
     );
   }
@@ -47,7 +62,18 @@ async function makeLibrary(): Promise<void> {
     const expr =
       "0.35*sin(2*PI*55*t)*exp(-6*mod(t,0.5))+0.12*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*0.25*t))+0.08*sin(2*PI*330*t)";
     await runFfmpeg(
-      ["-y", "-f", "lavfi", "-i", `aevalsrc=${expr}|${expr}:s=48000:d=24`, "-c:a", "aac", "-b:a", "128k", song],
+      [
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        `aevalsrc=${expr}|${expr}:s=48000:d=24`,
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        song,
+      ],
       { timeoutMs: 120_000 },
     );
   }
@@ -55,11 +81,15 @@ async function makeLibrary(): Promise<void> {
 
 function runJob(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", path.join(root, "src", "main.ts"), "--blueprint", blueprintFile], {
-      cwd: root,
-      stdio: "inherit",
-      env: { ...process.env, LOCAL_STORAGE_ROOT: dataDir, USER_ID: process.env["USER_ID"] ?? "1" },
-    });
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", path.join(root, "src", "main.ts"), "--blueprint", blueprintFile],
+      {
+        cwd: root,
+        stdio: "inherit",
+        env: { ...process.env, LOCAL_STORAGE_ROOT: dataDir, USER_ID: process.env["USER_ID"] ?? "1" },
+      },
+    );
     child.on("error", reject);
     child.on("exit", (code) => resolve(code ?? 1));
   });
@@ -68,7 +98,10 @@ function runJob(): Promise<number> {
 await makeLibrary();
 const exitCode = await runJob();
 
-const blueprint = JSON.parse(await readFile(blueprintFile, "utf8")) as { task_id: string; output_config: { output_path: string } };
+const blueprint = JSON.parse(await readFile(blueprintFile, "utf8")) as {
+  task_id: string;
+  output_config: { output_path: string };
+};
 const config = loadConfig({ ...process.env, LOCAL_STORAGE_ROOT: dataDir });
 const database = await openDatabase(config, silentLogger());
 try {

@@ -31,16 +31,27 @@ export interface CliOptions {
  */
 export function runCli(options: CliOptions): Promise<CliRun & { exitAfterSignalMs?: number }> {
   const started = performance.now();
-  const env: Record<string, string> = { PATH: process.env["PATH"] ?? "", HOME: process.env["HOME"] ?? "/tmp", LOG_FORMAT: "json" };
+  const env: Record<string, string> = {
+    PATH: process.env["PATH"] ?? "",
+    HOME: process.env["HOME"] ?? "/tmp",
+    LOG_FORMAT: "json",
+  };
   for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...(options.args ?? [])], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, [CLI, ...(options.args ?? [])], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     let terminatedAt: number | undefined;
     child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
       stdout += chunk;
-      if (options.terminateWhen !== undefined && terminatedAt === undefined && options.terminateWhen.test(stdout)) {
+      if (
+        options.terminateWhen !== undefined &&
+        terminatedAt === undefined &&
+        options.terminateWhen.test(stdout)
+      ) {
         terminatedAt = -1;
         setTimeout(() => {
           terminatedAt = performance.now();

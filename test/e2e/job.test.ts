@@ -63,8 +63,14 @@ function dbEnv(): Record<string, string> {
   };
 }
 
-async function run(env: Record<string, string | undefined>, options: Partial<Parameters<typeof runCli>[0]> = {}) {
-  const result = await runCli({ env: { TMPDIR: tmp, LOCAL_STORAGE_ROOT: root, ...dbEnv(), ...env }, ...options });
+async function run(
+  env: Record<string, string | undefined>,
+  options: Partial<Parameters<typeof runCli>[0]> = {},
+) {
+  const result = await runCli({
+    env: { TMPDIR: tmp, LOCAL_STORAGE_ROOT: root, ...dbEnv(), ...env },
+    ...options,
+  });
   outputs.push(result);
   return result;
 }
@@ -139,7 +145,9 @@ describe("the job as Cloud Run runs it (env vars only, local storage)", () => {
 
     const severities = new Set(result.logs.map((line) => line["severity"]));
     expect(severities.has("INFO")).toBe(true);
-    expect(result.logs.every((line) => line["task_id"] === TASK_ID || line["message"] === "Job started")).toBe(true);
+    expect(
+      result.logs.every((line) => line["task_id"] === TASK_ID || line["message"] === "Job started"),
+    ).toBe(true);
     expect(result.logs.some((line) => String(line["message"]).startsWith("Stage rendering done"))).toBe(true);
   });
 
@@ -220,7 +228,14 @@ describe("the job as Cloud Run runs it (env vars only, local storage)", () => {
         duration: 1.5,
         transition: "crossfade",
       })),
-      { output_config: { output_path: "output/long.mp4", frame_rate: 30, resolution: "1280x720", preset: "medium" } },
+      {
+        output_config: {
+          output_path: "output/long.mp4",
+          frame_rate: 30,
+          resolution: "1280x720",
+          preset: "medium",
+        },
+      },
     );
     const result = await run(
       { BLUEPRINT_JSON: JSON.stringify(long) },

@@ -3,7 +3,9 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 
 function ffmpeg(args: string[]): void {
-  execFileSync("ffmpeg", ["-hide_banner", "-v", "error", "-y", ...args], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync("ffmpeg", ["-hide_banner", "-v", "error", "-y", ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
 }
 
 /** A solid-colour clip with a moving box, so frames differ and colours identify the clip. */
@@ -47,7 +49,16 @@ export interface ProbedVideo {
 export function probeVideo(file: string): ProbedVideo {
   const out = execFileSync(
     "ffprobe",
-    ["-v", "error", "-count_packets", "-show_entries", "stream=codec_type,nb_read_packets,duration,width,height", "-of", "json", file],
+    [
+      "-v",
+      "error",
+      "-count_packets",
+      "-show_entries",
+      "stream=codec_type,nb_read_packets,duration,width,height",
+      "-of",
+      "json",
+      file,
+    ],
     { encoding: "utf8" },
   );
   const streams = (JSON.parse(out) as { streams: Array<Record<string, string | number>> }).streams;
