@@ -4,7 +4,6 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
-import { buildCli } from "./build.js";
 import { type CliRun, runCli } from "./cli.js";
 import { makeClip, makeSong, probeVideo } from "./media.js";
 
@@ -85,7 +84,6 @@ function tempLeftovers(): string[] {
 }
 
 beforeAll(async () => {
-  buildCli();
   root = mkdtempSync(path.join(os.tmpdir(), "e2e-root-"));
   tmp = mkdtempSync(path.join(os.tmpdir(), "e2e-tmp-"));
   makeSong(path.join(root, "songs", "song.m4a"), 2);
