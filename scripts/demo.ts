@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import type pg from "pg";
 import { loadConfig } from "../src/config.js";
 import { silentLogger } from "../src/log.js";
 import { runFfmpeg } from "../src/media/ffmpeg.js";
@@ -22,8 +23,9 @@ const CLIPS: Record<string, string> = {
   "sunrise.mp4": "gradients=s=1280x720:r=30:c0=0xff6a00:c1=0x5b0080:speed=0.02:d=6",
   "fractal.mp4": "mandelbrot=s=1280x720:r=30",
   "portrait.mp4": "testsrc2=s=720x1280:r=30:d=6",
-  "grid.mp4": "cellauto=s=1280x720:r=30:rule=110:random_fill_ratio=0.5:scroll=1",
-  "life.mp4": "life=s=1280x720:r=30:mold=10:life_color=0x00ffaa:death_color=0x202080:ratio=0.2",
+  "grid.mp4": "sierpinski=s=1280x720:r=30:type=carpet,hue=h=200",
+  "life.mp4":
+    "gradients=s=1280x720:r=30:type=spiral:nb_colors=4:c0=0x00c8a0:c1=0x2040ff:c2=0xff3080:c3=0xffd040:speed=0.03",
 };
 
 async function makeLibrary(): Promise<void> {
@@ -60,7 +62,7 @@ async function makeLibrary(): Promise<void> {
     process.stdout.write(`generating ${path.relative(root, song)}\n`);
     // A simple 120 BPM pattern: a bass note pulsing on the beat under a slow two-note pad.
     const expr =
-      "0.35*sin(2*PI*55*t)*exp(-6*mod(t,0.5))+0.12*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*0.25*t))+0.08*sin(2*PI*330*t)";
+      "0.35*sin(2*PI*55*t)*exp(-6*(t-0.5*floor(t/0.5)))+0.12*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*0.25*t))+0.08*sin(2*PI*330*t)";
     await runFfmpeg(
       [
         "-y",
@@ -95,24 +97,34 @@ function runJob(): Promise<number> {
   });
 }
 
-await makeLibrary();
-const exitCode = await runJob();
-
 const blueprint = JSON.parse(await readFile(blueprintFile, "utf8")) as {
   task_id: string;
   output_config: { output_path: string };
 };
 const config = loadConfig({ ...process.env, LOCAL_STORAGE_ROOT: dataDir });
-const database = await openDatabase(config, silentLogger());
-try {
-  const { rows } = await database.pool.query(
+
+/** The demo renders every time: its task row is reset first (a real job skips a completed task). */
+async function withDatabase<T>(use: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const database = await openDatabase(config, silentLogger());
+  try {
+    return await use(database.pool);
+  } finally {
+    await database.close();
+  }
+}
+
+await makeLibrary();
+await withDatabase((pool) =>
+  pool.query("delete from choreography_tasks where task_id = $1::varchar", [blueprint.task_id]),
+);
+const exitCode = await runJob();
+const { rows } = await withDatabase((pool) =>
+  pool.query(
     "select task_id, status, progress, stage, message, result, error from choreography_tasks where task_id = $1::varchar",
     [blueprint.task_id],
-  );
-  process.stdout.write(`\njob exit code: ${exitCode}\n`);
-  process.stdout.write(`video: ${path.join(dataDir, blueprint.output_config.output_path)}\n`);
-  process.stdout.write(`task row: ${JSON.stringify(rows[0], null, 2)}\n`);
-} finally {
-  await database.close();
-}
+  ),
+);
+process.stdout.write(`\njob exit code: ${exitCode}\n`);
+process.stdout.write(`video: ${path.join(dataDir, blueprint.output_config.output_path)}\n`);
+process.stdout.write(`task row: ${JSON.stringify(rows[0], null, 2)}\n`);
 process.exit(exitCode);
