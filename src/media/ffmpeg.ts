@@ -157,7 +157,8 @@ export function runFfmpeg(args: string[], options: RunFfmpegOptions): Promise<Ru
         const durationMs = Math.round(performance.now() - started);
         if (signal?.aborted) return finish(() => reject(signal.reason));
         if (timedOut) {
-          const seconds = Math.round(options.timeoutMs / 1000);
+          const ms = options.timeoutMs;
+          const seconds = ms < 10_000 ? Math.round(ms / 100) / 10 : Math.round(ms / 1000);
           return finish(() =>
             reject(
               new JobError(`FFmpeg did not finish within ${seconds} s while ${label}`, {

@@ -452,6 +452,8 @@ function pieceArgs(
   const args = [
     ...COMMON,
     ...inputs,
+    "-filter_complex_threads",
+    "1",
     "-filter_complex",
     graph,
     "-map",

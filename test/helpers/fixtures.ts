@@ -28,7 +28,7 @@ export interface ClipSpec {
   vfr?: boolean;
   /** Include an AAC audio stream (clips' audio must be ignored). */
   audio?: boolean;
-  /** Grey level encodes the source time: luma = 16 + 100·t (instead of a colour + marker). */
+  /** Grey level encodes the source time: luma = 16 + 70·t (instead of a colour + marker). */
   timecode?: boolean;
 }
 
@@ -55,7 +55,7 @@ export function makeClipFixture(name: string, spec: ClipSpec): string {
   const { width, height, fps, seconds } = spec;
   const size = `${width}x${height}`;
   const inputs = spec.timecode
-    ? ["-f", "lavfi", "-i", `nullsrc=s=${size}:r=${fps}:d=${seconds},geq=lum='16+100*T':cb=128:cr=128`]
+    ? ["-f", "lavfi", "-i", `nullsrc=s=${size}:r=${fps}:d=${seconds},geq=lum='16+70*T':cb=128:cr=128`]
     : [
         "-f",
         "lavfi",
@@ -66,7 +66,7 @@ export function makeClipFixture(name: string, spec: ClipSpec): string {
         "-i",
         `color=c=white:s=8x8:r=${fps}:d=${seconds}`,
       ];
-  const graph = spec.timecode ? "[0:v]" : "[0:v][1:v]overlay=x='mod(t*60,W-8)':y=4:eval=frame";
+  const graph = spec.timecode ? "[0:v]null" : "[0:v][1:v]overlay=x='mod(t*60,W-8)':y=4:eval=frame";
   const post = [
     ...(spec.vfr ? ["select='not(eq(mod(n,5),2))'"] : []),
     ...(spec.sar !== undefined ? [`setsar=${spec.sar}`] : []),
@@ -74,7 +74,7 @@ export function makeClipFixture(name: string, spec: ClipSpec): string {
   ];
   const audioInput = spec.audio ? ["-f", "lavfi", "-i", `sine=f=330:d=${seconds}:sample_rate=44100`] : [];
   const audioIndex = spec.timecode ? 1 : 2;
-  return generate(name, "mp4", [
+  const encoded = generate(spec.rotate === undefined ? name : `${name}-unrotated`, "mp4", [
     ...inputs,
     ...audioInput,
     "-filter_complex",
@@ -93,8 +93,10 @@ export function makeClipFixture(name: string, spec: ClipSpec): string {
     spec.timecode ? "8" : "18",
     "-g",
     String(fps * 2),
-    ...(spec.rotate !== undefined ? ["-metadata:s:v:0", `rotate=${spec.rotate}`] : []),
   ]);
+  if (spec.rotate === undefined) return encoded;
+  // FFmpeg 5.1 turns the `rotate` tag into a display matrix on stream copy only.
+  return generate(name, "mp4", ["-i", encoded, "-c", "copy", "-metadata:s:v:0", `rotate=${spec.rotate}`]);
 }
 
 /** A stereo 48 kHz AAC song: a steady tone (so silence after it is measurable). */

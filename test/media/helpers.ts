@@ -82,13 +82,31 @@ export async function render(
   blueprint: Blueprint,
   files: Record<string, string>,
   song: string,
-  options: { concurrency?: number } = {},
+  options: { concurrency?: number; onProgress?: (p: { percent: number }) => void; signal?: AbortSignal } = {},
 ): Promise<Rendered> {
   const dir = mkdtempSync(path.join(os.tmpdir(), "media-test-"));
-  const signal = new AbortController().signal;
+  const signal = options.signal ?? new AbortController().signal;
+  try {
+    return await renderIn(dir, blueprint, files, song, signal, options);
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function renderIn(
+  dir: string,
+  blueprint: Blueprint,
+  files: Record<string, string>,
+  song: string,
+  signal: AbortSignal,
+  options: { concurrency?: number; onProgress?: (p: { percent: number }) => void },
+): Promise<Rendered> {
   const infos = new Map<string, MediaInfo>();
-  for (const [key, file] of Object.entries(files)) infos.set(key, await probeMedia(file, key));
-  const audio = await probeMedia(song, blueprint.audio_path);
+  const used = new Set(blueprint.moves.map((m) => m.video_path));
+  for (const [key, file] of Object.entries(files))
+    if (used.has(key)) infos.set(key, await probeMedia(file, key, { signal }));
+  const audio = await probeMedia(song, blueprint.audio_path, { signal });
   const plan = planRender(blueprint, infos, audio);
   const file = path.join(dir, `out.${blueprint.output_config.output_format}`);
   await renderVideo(plan, {
@@ -99,6 +117,7 @@ export async function render(
     signal,
     logger: silentLogger(),
     concurrency: options.concurrency ?? 2,
+    ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress }),
   });
   const verified = await verifyOutput(file, plan, {});
   return { plan, file, verified, dir };
