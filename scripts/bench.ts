@@ -232,5 +232,5 @@ ${rows.join("\n")}
 - RSS is summed over the whole process tree (sampled every 100 ms); temp is the bytes in the run's temp
   directory; CPU s is user+system time of the whole tree.
 `;
-await writeFile(path.join(root, values.out), report);
+await writeFile(path.resolve(root, values.out), report);
 process.stdout.write(`\n${report}`);
