@@ -49,7 +49,13 @@ export function createLogger(options: LoggerOptions): Logger {
       ...base,
       transport: {
         target: "pino-pretty",
-        options: { colorize: true, translateTime: "SYS:HH:MM:ss", ignore: "pid,hostname", destination: 2 },
+        options: {
+          colorize: true,
+          singleLine: true,
+          translateTime: "SYS:HH:MM:ss",
+          ignore: "pid,hostname",
+          destination: 2,
+        },
       },
     });
   }
