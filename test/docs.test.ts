@@ -1,0 +1,48 @@
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const read = (file: string) => readFileSync(path.join(root, file), "utf8");
+
+/** Every environment variable config.ts reads (string literals shaped like `NAME_LIKE_THIS`). */
+function configVariables(): string[] {
+  const names = read("src/config.ts").match(/"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"/g) ?? [];
+  const errorCodes = new Set(["INVALID_CONFIG"]);
+  // Cloud Run sets these itself; they are logged, not configured.
+  const platform = (name: string) => name.startsWith("CLOUD_RUN_");
+  return [...new Set(names.map((quoted) => quoted.slice(1, -1)))].filter(
+    (name) => !errorCodes.has(name) && !platform(name),
+  );
+}
+
+describe("documentation stays true to the configuration", () => {
+  const variables = configVariables();
+
+  it("finds the variables config.ts reads", () => {
+    expect(variables).toContain("BLUEPRINT_JSON");
+    expect(variables).toContain("VIDEO_CRF");
+    expect(variables.length).toBeGreaterThan(20);
+  });
+
+  it("lists every variable in the README's configuration table", () => {
+    const readme = read("README.md");
+    const missing = variables.filter((name) => !readme.includes(`\`${name}\``));
+    expect(missing).toEqual([]);
+  });
+
+  it("lists every variable in .env.example", () => {
+    const example = read(".env.example");
+    const missing = variables.filter((name) => !new RegExp(`^${name}=`, "m").test(example));
+    expect(missing).toEqual([]);
+  });
+
+  it("names only scripts that exist in the README", () => {
+    const scripts = Object.keys(
+      (JSON.parse(read("package.json")) as { scripts: Record<string, string> }).scripts,
+    );
+    const used = [...read("README.md").matchAll(/npm run ([a-z:]+)/g)].map((match) => match[1]!);
+    expect(used.filter((name) => !scripts.includes(name))).toEqual([]);
+  });
+});
