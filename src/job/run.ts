@@ -8,13 +8,17 @@ import type { Blueprint } from "../blueprint/types.js";
 import type { Config } from "../config.js";
 import { coerceError, JobError, type Stage } from "../errors.js";
 import type { Logger } from "../log.js";
-import { renderVideo } from "../media/render.js";
+import { planAssembly, planAssemblySteps } from "../media/assembly.js";
+import type { RenderPlan, RenderSteps } from "../media/plan.js";
+import { planSteps } from "../media/plan.js";
+import { renderSteps } from "../media/render.js";
 import { verifyOutput } from "../media/verify.js";
 import { createStorage } from "../storage/index.js";
 import { contentTypeFor } from "../storage/keys.js";
 import type { Storage } from "../storage/storage.js";
 import { openDatabase } from "../tasks/db.js";
 import { createTaskStore, isAlreadyCompleted, type TaskResult, type TaskStore } from "../tasks/store.js";
+import { clipCacheApplies, prepareCachedInputs } from "./clip-cache.js";
 import { prepareInputs } from "./inputs.js";
 import type { ProgressReporter } from "./progress-bar.js";
 import { progressWithin, STAGE_PROGRESS } from "./stages.js";
@@ -164,28 +168,67 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
     throwIfAborted();
 
     await enterStage("fetching", "Fetching media");
-    const { plan, clips, audio } = await prepareInputs(blueprint, store, workDir, {
-      config,
-      logger,
-      signal,
-      onFetchProgress: (p) => {
-        reporter?.update(p.files / p.totalFiles, `${p.files}/${p.totalFiles} files`);
-        void tasks?.progress(taskId, {
-          progress: progressWithin("fetching", (0.8 * p.files) / p.totalFiles),
-          stage: "fetching",
-          message: `Fetched ${p.files} of ${p.totalFiles} files`,
-        });
-      },
-    });
+    const outputFile = path.join(workDir, `output.${blueprint.output_config.output_format}`);
+    const renderDir = path.join(workDir, "render");
+    let plan: RenderPlan;
+    let steps: RenderSteps;
+    if (clipCacheApplies(config, blueprint)) {
+      // Clip cache (docs/decisions/clip-cache.md): bodies stream-copied from normalised entries.
+      const cached = await prepareCachedInputs(blueprint, store, workDir, {
+        config,
+        logger,
+        signal,
+        onProgress: (p) => {
+          const message =
+            p.phase === "lookup"
+              ? `Checked ${p.done} of ${p.total} cached clips`
+              : `Normalised ${p.done} of ${p.total} clips for the cache`;
+          reporter?.update(p.done / p.total, `${p.phase} ${p.done}/${p.total}`);
+          void tasks?.progress(taskId, {
+            progress: progressWithin(
+              "fetching",
+              p.phase === "lookup" ? (0.2 * p.done) / p.total : 0.2 + (0.8 * p.done) / p.total,
+            ),
+            stage: "fetching",
+            message,
+          });
+        },
+      });
+      plan = cached.plan;
+      steps = planAssemblySteps(plan, planAssembly(plan, cached.entries), {
+        entries: cached.entries,
+        audio: cached.audio,
+        workDir: renderDir,
+        output: outputFile,
+      });
+    } else {
+      const prepared = await prepareInputs(blueprint, store, workDir, {
+        config,
+        logger,
+        signal,
+        onFetchProgress: (p) => {
+          reporter?.update(p.files / p.totalFiles, `${p.files}/${p.totalFiles} files`);
+          void tasks?.progress(taskId, {
+            progress: progressWithin("fetching", (0.8 * p.files) / p.totalFiles),
+            stage: "fetching",
+            message: `Fetched ${p.files} of ${p.totalFiles} files`,
+          });
+        },
+      });
+      plan = prepared.plan;
+      steps = planSteps(plan, {
+        inputs: prepared.clips,
+        audio: prepared.audio,
+        workDir: renderDir,
+        output: outputFile,
+      });
+    }
     for (const warning of plan.warnings) logger.warn({ warning }, warning);
     throwIfAborted();
 
     await enterStage("rendering", "Rendering video");
-    const outputFile = path.join(workDir, `output.${blueprint.output_config.output_format}`);
-    const { renderSeconds } = await renderVideo(plan, {
-      inputs: clips,
-      audio,
-      workDir: path.join(workDir, "render"),
+    const { renderSeconds } = await renderSteps(plan, steps, {
+      workDir: renderDir,
       output: outputFile,
       ffmpegPath: config.ffmpegPath,
       signal,

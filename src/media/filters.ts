@@ -61,6 +61,16 @@ export const ENCODER_THREADS = ["-threads", "1"];
 /** Frames decoded and thrown away before a span's first frame, so the first frame is chosen exactly. */
 const SEEK_MARGIN_SECONDS = 0.5;
 
+/** Square pixels, fitted (aspect kept) and padded black into `width`×`height`, yuv420p. */
+export function normaliseChain(fit: SourceFit, width: number, height: number): string[] {
+  return [
+    `scale=${fit.width}:${fit.height}`,
+    ...(fit.width < width || fit.height < height ? [`pad=${width}:${height}:${fit.x}:${fit.y}:black`] : []),
+    "setsar=1",
+    "format=yuv420p",
+  ];
+}
+
 export interface SpanSource {
   file: string;
   /** Video stream duration (s). */
@@ -105,13 +115,7 @@ export function spanFilter(
   if (lead >= span.frames) lead = span.frames - 1;
   const first = Math.max(0, span.start + lead / fps);
   const real = span.frames - lead;
-  const { fit } = source;
-  const normalise = [
-    `scale=${fit.width}:${fit.height}`,
-    ...(fit.width < width || fit.height < height ? [`pad=${width}:${height}:${fit.x}:${fit.y}:black`] : []),
-    "setsar=1",
-    "format=yuv420p",
-  ];
+  const normalise = normaliseChain(source.fit, width, height);
   const hold = `tpad=${lead > 0 ? `start=${lead}:start_mode=clone:` : ""}stop=-1:stop_mode=clone`;
   const finish = [hold, `trim=end_frame=${span.frames}`, "setpts=N/FRAME_RATE/TB"];
 

@@ -337,12 +337,12 @@ export interface RenderSteps {
 }
 
 /** Flags every run shares: quiet except errors, progress lines on stderr, overwrite, no stdin. */
-const COMMON = ["-hide_banner", "-nostdin", "-v", "error", "-stats", "-y"];
+export const COMMON = ["-hide_banner", "-nostdin", "-v", "error", "-stats", "-y"];
 
-const MUXERS: Record<OutputFormat, string> = { mp4: "mp4", mov: "mov", mkv: "matroska", webm: "webm" };
+export const MUXERS: Record<OutputFormat, string> = { mp4: "mp4", mov: "mov", mkv: "matroska", webm: "webm" };
 
 /** How much slower than x264 veryfast an encode may be, for watchdog budgets. */
-function slowness(video: VideoEncoding): number {
+export function slowness(video: VideoEncoding): number {
   const preset: Record<VideoEncoding["preset"], number> = {
     ultrafast: 1,
     superfast: 1,
@@ -358,24 +358,24 @@ function slowness(video: VideoEncoding): number {
 }
 
 /** 30 s + 10 s per second of work, scaled by picture size and encoder speed. Generous on purpose. */
-function watchdogMs(workSeconds: number, pixels: number, factor: number): number {
+export function watchdogMs(workSeconds: number, pixels: number, factor: number): number {
   return Math.ceil(30_000 + 10_000 * workSeconds * Math.max(1, pixels / (1280 * 720)) * factor);
 }
 
-function pieceName(index: number, format: OutputFormat): string {
+export function pieceName(index: number, format: OutputFormat): string {
   return `piece-${String(index).padStart(4, "0")}.${format}`;
 }
 
-function audioName(format: OutputFormat, codec: AudioCodec): string {
+export function audioName(format: OutputFormat, codec: AudioCodec): string {
   // mp4/mov hold AAC, MP3 and Opus; webm/mkv hold Opus (webm is validated to carry it).
   return `audio.${format === "mov" ? "mp4" : format === "webm" && codec !== "libopus" ? "mkv" : format}`;
 }
 
-function joinPath(dir: string, name: string): string {
+export function joinPath(dir: string, name: string): string {
   return dir.endsWith("/") ? `${dir}${name}` : `${dir}/${name}`;
 }
 
-function pieceLabel(piece: Piece, plan: RenderPlan): string {
+export function pieceLabel(piece: Piece, plan: RenderPlan): string {
   if (piece.kind === "body")
     return `rendering ${moveName(piece.move, piece.clipId)} from ${piece.source.key}`;
   const kind = piece.type.replace("_", " ");
@@ -386,11 +386,22 @@ function fadeFilter(type: "in" | "out", frames: number, colour: FadeColour): str
   return `fade=t=${type}:s=0:n=${frames}${colour === "white" ? ":c=white" : ""}`;
 }
 
-function pieceArgs(
+/** Encoder options and muxer of a piece (default: the plan's own, as `videoEncoderArgs` gives them). */
+export interface PieceEncoding {
+  encoderArgs: string[];
+  muxer: string;
+}
+
+/** The FFmpeg arguments of one re-encoded piece, and how far its inputs seek (watchdog budget). */
+export function pieceArgs(
   piece: Piece,
   plan: RenderPlan,
-  files: RenderFiles,
+  files: Pick<RenderFiles, "inputs">,
   output: string,
+  encoding: PieceEncoding = {
+    encoderArgs: videoEncoderArgs(plan.video, plan.format),
+    muxer: MUXERS[plan.format],
+  },
 ): { args: string[]; seek: number } {
   const fileOf = (key: string): string => {
     const file = files.inputs.get(key);
@@ -460,39 +471,27 @@ function pieceArgs(
     "[v]",
     "-frames:v",
     String(piece.frames),
-    ...videoEncoderArgs(plan.video, plan.format),
+    ...encoding.encoderArgs,
     "-an",
     "-sn",
     "-dn",
     "-map_metadata",
     "-1",
     "-f",
-    MUXERS[plan.format],
+    encoding.muxer,
     output,
   ];
   return { args, seek };
 }
 
-/** Every FFmpeg run of the render, with the files it reads and writes. */
-export function planSteps(plan: RenderPlan, files: RenderFiles): RenderSteps {
-  const pixels = plan.width * plan.height;
-  const factor = slowness(plan.video);
-  const names = plan.pieces.map((_, i) => pieceName(i, plan.format));
-  const pieces: RenderStep[] = plan.pieces.map((piece, i) => {
-    const { args, seek } = pieceArgs(piece, plan, files, joinPath(files.workDir, names[i]!));
-    return {
-      id: `piece-${i}`,
-      kind: "piece",
-      label: pieceLabel(piece, plan),
-      args,
-      frames: piece.frames,
-      timeoutMs: watchdogMs(piece.frames / plan.fps + seek * 0.25, pixels, factor),
-    };
-  });
-
+/** Encodes the song once (cut or padded to the timeline, faded, optionally normalised). */
+export function audioStep(
+  plan: RenderPlan,
+  files: Pick<RenderFiles, "audio" | "workDir">,
+): { step: RenderStep; file: string } {
   const audioFile = joinPath(files.workDir, audioName(plan.format, plan.audio.codec));
   const audio = plan.audio;
-  pieces.push({
+  const step: RenderStep = {
     id: "audio",
     kind: "audio",
     label: `encoding the song ${audio.key}`,
@@ -520,10 +519,21 @@ export function planSteps(plan: RenderPlan, files: RenderFiles): RenderSteps {
     ],
     frames: 0,
     timeoutMs: watchdogMs(audio.duration * 0.2, 0, audio.normalize ? 2 : 1),
-  });
+  };
+  return { step, file: audioFile };
+}
 
-  const concatFile = joinPath(files.workDir, "pieces.txt");
-  const content = `ffconcat version 1.0\n${names.map((name) => `file '${name}'`).join("\n")}\n`;
+/**
+ * Joins the concat list's pieces and the encoded song by stream copy. `unsafePaths`: the list names
+ * files outside the work dir (absolute paths, dot directories), which the demuxer's safe mode refuses.
+ */
+export function finalStep(
+  plan: RenderPlan,
+  files: Pick<RenderFiles, "output">,
+  concatFile: string,
+  audioFile: string,
+  unsafePaths = false,
+): RenderStep {
   const final: RenderStep = {
     id: "final",
     kind: "final",
@@ -532,6 +542,7 @@ export function planSteps(plan: RenderPlan, files: RenderFiles): RenderSteps {
       ...COMMON,
       "-f",
       "concat",
+      ...(unsafePaths ? ["-safe", "0"] : []),
       "-i",
       concatFile,
       "-i",
@@ -556,6 +567,32 @@ export function planSteps(plan: RenderPlan, files: RenderFiles): RenderSteps {
     frames: 0,
     timeoutMs: watchdogMs(plan.duration * 0.05, 0, 1),
   };
+  return final;
+}
+
+/** Every FFmpeg run of the render, with the files it reads and writes. */
+export function planSteps(plan: RenderPlan, files: RenderFiles): RenderSteps {
+  const pixels = plan.width * plan.height;
+  const factor = slowness(plan.video);
+  const names = plan.pieces.map((_, i) => pieceName(i, plan.format));
+  const pieces: RenderStep[] = plan.pieces.map((piece, i) => {
+    const { args, seek } = pieceArgs(piece, plan, files, joinPath(files.workDir, names[i]!));
+    return {
+      id: `piece-${i}`,
+      kind: "piece",
+      label: pieceLabel(piece, plan),
+      args,
+      frames: piece.frames,
+      timeoutMs: watchdogMs(piece.frames / plan.fps + seek * 0.25, pixels, factor),
+    };
+  });
+
+  const audio = audioStep(plan, files);
+  pieces.push(audio.step);
+  const concatFile = joinPath(files.workDir, "pieces.txt");
+  const content = `ffconcat version 1.0\n${names.map((name) => `file '${name}'`).join("\n")}\n`;
+  const final = finalStep(plan, files, concatFile, audio.file);
+  const audioFile = audio.file;
   const outputs = [...names.map((name) => joinPath(files.workDir, name)), audioFile];
   return { pieces, concatList: { file: concatFile, content }, final, outputs };
 }

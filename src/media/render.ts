@@ -6,7 +6,7 @@ import { mkdir, rm, stat, writeFile } from "node:fs/promises";
 import pLimit from "p-limit";
 import type { Logger } from "../log.js";
 import { runFfmpeg } from "./ffmpeg.js";
-import { planSteps, type RenderFiles, type RenderPlan, type RenderStep } from "./plan.js";
+import { planSteps, type RenderFiles, type RenderPlan, type RenderStep, type RenderSteps } from "./plan.js";
 
 export interface RenderProgress {
   /** 0–100. */
@@ -28,14 +28,22 @@ export interface RenderOptions extends RenderFiles {
 /** Share of the progress bar kept for the final join. */
 const FINAL_SHARE = 2;
 
-export async function renderVideo(
+export function renderVideo(plan: RenderPlan, options: RenderOptions): Promise<{ renderSeconds: number }> {
+  return renderSteps(plan, planSteps(plan, options), options);
+}
+
+/**
+ * Runs prepared steps (today's segments from `planSteps`, or a clip-cache assembly): the pieces and
+ * the song with bounded concurrency, then the final join; removes the intermediate files.
+ */
+export async function renderSteps(
   plan: RenderPlan,
-  options: RenderOptions,
+  steps: RenderSteps,
+  options: Omit<RenderOptions, "inputs" | "audio">,
 ): Promise<{ renderSeconds: number }> {
   const { signal, logger } = options;
   const started = performance.now();
   await mkdir(options.workDir, { recursive: true });
-  const steps = planSteps(plan, options);
   const totalFrames = Math.max(
     1,
     steps.pieces.reduce((sum, step) => sum + step.frames, 0),

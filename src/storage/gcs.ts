@@ -8,7 +8,7 @@ import pRetry, { AbortError } from "p-retry";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { assertStorageKey, localNameFor, notFoundError } from "./keys.js";
-import type { FetchedFile, Storage, UploadOptions } from "./storage.js";
+import type { FetchedFile, ObjectDescription, Storage, UploadOptions } from "./storage.js";
 
 export interface GcsRetryOptions {
   /** Total attempts per operation, the first included (default 3). */
@@ -240,6 +240,25 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
       );
       await rename(partial, destination);
       return { path: destination, bytes: (await stat(destination)).size };
+    },
+
+    async describe(rawKey: string, signal?: AbortSignal): Promise<ObjectDescription> {
+      const key = checkKey(rawKey);
+      const file = (await getBucket()).file(key);
+      const [metadata] = await withRetry("check", key, () => file.getMetadata(), signal);
+      const bytes = Number(metadata.size ?? Number.NaN);
+      const hex = (base64: unknown) => Buffer.from(String(base64), "base64").toString("hex");
+      // md5 is absent for composite objects; crc32c is always there (and the generation pins both).
+      const hash =
+        typeof metadata.md5Hash === "string" && metadata.md5Hash !== ""
+          ? `md5-${hex(metadata.md5Hash)}`
+          : typeof metadata.crc32c === "string" && metadata.crc32c !== ""
+            ? `crc32c-${hex(metadata.crc32c)}-${Number.isFinite(bytes) ? bytes : 0}`
+            : undefined;
+      if (hash === undefined || !Number.isFinite(bytes)) {
+        throw new JobError(`Storage gave no checksum for ${key}`, { code: "STORAGE_ERROR" });
+      }
+      return { bytes, hash };
     },
 
     async exists(rawKey: string): Promise<boolean> {

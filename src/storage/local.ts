@@ -1,10 +1,10 @@
-import { randomUUID } from "node:crypto";
-import { constants } from "node:fs";
+import { createHash, randomUUID } from "node:crypto";
+import { constants, createReadStream } from "node:fs";
 import { copyFile, mkdir, open, realpath, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { JobError } from "../errors.js";
 import { assertStorageKey, isInside, notFoundError } from "./keys.js";
-import type { FetchedFile, Storage, UploadOptions } from "./storage.js";
+import type { FetchedFile, ObjectDescription, Storage, UploadOptions } from "./storage.js";
 
 export interface LocalStorageOptions {
   /** Directory every key is relative to (LOCAL_STORAGE_ROOT). Resolved against the current directory. */
@@ -91,21 +91,37 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
     return current;
   };
 
+  const fetchFile = async (rawKey: string, _dir: string, signal?: AbortSignal): Promise<FetchedFile> => {
+    const key = assertStorageKey(rawKey);
+    signal?.throwIfAborted();
+    const real = await resolveExisting(key);
+    if (real === undefined) throw notFoundError(key);
+    const info = await stat(real).catch((error: unknown) => {
+      throw MISSING.has(errnoCode(error) ?? "") ? notFoundError(key, error) : accessError(key, error);
+    });
+    if (!info.isFile()) {
+      throw new JobError(`Media file is not a regular file: ${key}`, { code: "STORAGE_ERROR" });
+    }
+    return { path: real, bytes: info.size };
+  };
+
   return {
     name: DRIVER_NAME,
 
-    async fetch(rawKey: string, _dir: string, signal?: AbortSignal): Promise<FetchedFile> {
-      const key = assertStorageKey(rawKey);
-      signal?.throwIfAborted();
-      const real = await resolveExisting(key);
-      if (real === undefined) throw notFoundError(key);
-      const info = await stat(real).catch((error: unknown) => {
-        throw MISSING.has(errnoCode(error) ?? "") ? notFoundError(key, error) : accessError(key, error);
-      });
-      if (!info.isFile()) {
-        throw new JobError(`Media file is not a regular file: ${key}`, { code: "STORAGE_ERROR" });
+    fetch: fetchFile,
+
+    async describe(rawKey: string, signal?: AbortSignal): Promise<ObjectDescription> {
+      const file = await fetchFile(rawKey, "", signal);
+      const hash = createHash("sha256");
+      try {
+        for await (const chunk of createReadStream(file.path, signal === undefined ? {} : { signal })) {
+          hash.update(chunk as Buffer);
+        }
+      } catch (error) {
+        if (signal?.aborted) throw signal.reason;
+        throw accessError(assertStorageKey(rawKey), error);
       }
-      return { path: real, bytes: info.size };
+      return { bytes: file.bytes, hash: `sha256-${hash.digest("hex")}` };
     },
 
     async exists(rawKey: string): Promise<boolean> {

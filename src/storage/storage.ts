@@ -13,12 +13,24 @@ export interface FetchedFile {
   bytes: number;
 }
 
+/** What an object is, without fetching it. */
+export interface ObjectDescription {
+  bytes: number;
+  /**
+   * A content hash usable as a cache key, prefixed by its algorithm: `sha256-<hex>` (local, hashed
+   * from the file), `md5-<hex>` or `crc32c-<hex>` (GCS, from the object's metadata; no download).
+   */
+  hash: string;
+}
+
 export interface Storage {
   readonly name: "local" | "gcs";
   /** Makes the object at `key` available as a local file. `dir` is a temp directory the caller owns. */
   fetch(key: string, dir: string, signal?: AbortSignal): Promise<FetchedFile>;
   /** Whether an object exists at `key`. */
   exists(key: string): Promise<boolean>;
+  /** Size and content hash of the object at `key`; STORAGE_NOT_FOUND when it does not exist. */
+  describe(key: string, signal?: AbortSignal): Promise<ObjectDescription>;
   /** Publishes a local file at `key` atomically: readers see the old object or the whole new one. */
   upload(localPath: string, key: string, options: UploadOptions): Promise<void>;
   /** The URL recorded in the task row: `file://<absolute path>` or `gs://<bucket>/<key>`. */

@@ -1,0 +1,424 @@
+/**
+ * The normalised-clip cache (docs/decisions/clip-cache.md): each source clip is normalised once
+ * per output profile into `<prefix>/<profile-id>/<source-hash>.mp4`, with a sidecar
+ * `<…>.json` (frame count, size, sha256 of the entry); the source's probe is kept under
+ * `<prefix>/sources/<source-hash>.json`, so a warm run needs neither the sources nor their probes.
+ *
+ * Safety with many executions at once: entries are published with the storage's atomic `upload`
+ * (local: temp file + rename; GCS: object writes), the sidecar after the entry; before use an
+ * entry is checked against its sidecar (size, sha256) and probed (codec, size, rate, frame count,
+ * keyframe every GOP). Anything that does not match is logged and rebuilt, never trusted.
+ * Publishing is best effort: a job whose cache write fails still renders from its own copy.
+ */
+import { randomUUID } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
+import pLimit from "p-limit";
+import type { Blueprint } from "../blueprint/types.js";
+import type { Config } from "../config.js";
+import { isJobError, JobError } from "../errors.js";
+import type { Logger } from "../log.js";
+import {
+  CACHE_GOP,
+  type CacheProfile,
+  cacheProfile,
+  type EntryFrames,
+  entryBuildArgs,
+  profileId,
+} from "../media/assembly.js";
+import { runFfmpeg, runFfprobeJson } from "../media/ffmpeg.js";
+import { planRender, type RenderPlan } from "../media/plan.js";
+import { type MediaInfo, probeMedia } from "../media/probe.js";
+import { fetchMedia } from "../storage/fetch-media.js";
+import type { Storage } from "../storage/storage.js";
+
+export interface CacheEntry extends EntryFrames {
+  /** Local file of the entry (in place for local storage, downloaded for GCS). */
+  file: string;
+}
+
+export interface CachedInputs {
+  plan: RenderPlan;
+  /** Storage key of each distinct clip → its verified entry. */
+  entries: ReadonlyMap<string, CacheEntry>;
+  audio: string;
+  stats: CacheStats;
+}
+
+export interface CacheStats {
+  /** Entries found valid. */
+  hits: number;
+  /** Entries built (missing, or rejected and rebuilt). */
+  built: number;
+  /** Entries found but rejected (corrupt, mismatched). */
+  rejected: number;
+  /** Source clips fetched (0 on a fully warm run). */
+  sourcesFetched: number;
+}
+
+export interface CacheProgress {
+  phase: "lookup" | "build";
+  done: number;
+  total: number;
+}
+
+/** What a sidecar says about its entry. */
+interface EntryMeta {
+  version: 1;
+  profile: CacheProfile;
+  sourceHash: string;
+  frames: number;
+  bytes: number;
+  sha256: string;
+}
+
+/** Whether this job can use the cache (x264 only: other codecs keep the segment path). */
+export function clipCacheApplies(config: Config, blueprint: Blueprint): boolean {
+  return config.clipCache && blueprint.output_config.video_codec === "libx264";
+}
+
+/** Builds at once: each is one single-threaded x264 run (one per core). */
+const BUILD_CONCURRENCY = 2;
+
+function cacheKey(prefix: string, ...parts: string[]): string {
+  return [prefix.replace(/\/+$/, ""), ...parts].join("/");
+}
+
+async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(file, signal === undefined ? {} : { signal })) {
+    hash.update(chunk as Buffer);
+  }
+  return hash.digest("hex");
+}
+
+/** Reads a small JSON object from storage; undefined when missing or unreadable. */
+async function readJson(
+  storage: Storage,
+  key: string,
+  dir: string,
+  logger: Logger,
+  signal: AbortSignal,
+): Promise<unknown> {
+  try {
+    const fetched = await storage.fetch(key, dir, signal);
+    const text = await readFile(fetched.path, "utf8");
+    if (storage.name !== "local") await rm(fetched.path, { force: true });
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    if (signal.aborted) throw signal.reason;
+    if (isJobError(error) && error.code === "STORAGE_NOT_FOUND") return undefined;
+    logger.warn({ key, err: error }, `Clip cache: ${key} is unreadable; ignoring it`);
+    return undefined;
+  }
+}
+
+async function publish(
+  storage: Storage,
+  file: string,
+  key: string,
+  contentType: string,
+  logger: Logger,
+): Promise<boolean> {
+  try {
+    await storage.upload(file, key, { contentType, metadata: {} });
+    return true;
+  } catch (error) {
+    logger.warn({ key, err: error }, `Clip cache: could not publish ${key}; continuing without it`);
+    return false;
+  }
+}
+
+function validInfo(raw: unknown): MediaInfo | undefined {
+  if (raw === null || typeof raw !== "object") return undefined;
+  const info = raw as Partial<MediaInfo>;
+  const positive = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v > 0;
+  if (
+    info.hasVideo !== true ||
+    !positive(info.duration) ||
+    !positive(info.width) ||
+    !positive(info.height) ||
+    !positive(info.displayWidth) ||
+    !positive(info.displayHeight) ||
+    typeof info.fps !== "number"
+  ) {
+    return undefined;
+  }
+  return info as MediaInfo;
+}
+
+function validMeta(raw: unknown, profile: CacheProfile, sourceHash: string): EntryMeta | undefined {
+  if (raw === null || typeof raw !== "object") return undefined;
+  const meta = raw as Partial<EntryMeta>;
+  if (meta.version !== 1 || meta.sourceHash !== sourceHash) return undefined;
+  if (JSON.stringify(meta.profile) !== JSON.stringify(profile)) return undefined;
+  if (!Number.isInteger(meta.frames) || (meta.frames ?? 0) < 1) return undefined;
+  if (!Number.isInteger(meta.bytes) || typeof meta.sha256 !== "string") return undefined;
+  return meta as EntryMeta;
+}
+
+interface ProbedEntry {
+  frames: number;
+}
+
+/**
+ * Probes an entry (demux only, no decode): H.264, the profile's size, rate and pixel format, no
+ * B-frames, a keyframe exactly every GOP. Returns the frame count, or why it does not match.
+ */
+export async function probeEntry(
+  file: string,
+  profile: CacheProfile,
+  options: { ffprobePath?: string; signal?: AbortSignal },
+): Promise<ProbedEntry | { reason: string }> {
+  const result = await runFfprobeJson(
+    [
+      "-select_streams",
+      "v:0",
+      "-show_entries",
+      "stream=codec_name,width,height,pix_fmt,r_frame_rate,has_b_frames:packet=flags",
+      file,
+    ],
+    options,
+  );
+  if (!result.ok) return { reason: result.reason };
+  const json = result.json as {
+    streams?: Array<Record<string, unknown>>;
+    packets?: Array<{ flags?: string }>;
+  };
+  const stream = json.streams?.[0];
+  if (stream === undefined) return { reason: "no video stream" };
+  const expected: Record<string, unknown> = {
+    codec_name: "h264",
+    width: profile.width,
+    height: profile.height,
+    pix_fmt: profile.pixFmt,
+    r_frame_rate: profile.rate,
+    has_b_frames: 0,
+  };
+  for (const [name, value] of Object.entries(expected)) {
+    if (stream[name] !== value)
+      return { reason: `${name} is ${String(stream[name])}, expected ${String(value)}` };
+  }
+  const packets = json.packets ?? [];
+  if (packets.length === 0) return { reason: "no frames" };
+  for (let i = 0; i < packets.length; i++) {
+    const key = packets[i]!.flags?.startsWith("K") === true;
+    if (key !== (i % profile.gop === 0)) return { reason: `frame ${i} ${key ? "is" : "is not"} a keyframe` };
+  }
+  return { frames: packets.length };
+}
+
+/**
+ * Like `prepareInputs`, through the cache: describes the clips (content hashes, no download),
+ * reads their cached probes, plans, then finds or builds each clip's entry. Sources are fetched
+ * only for missing probes or entries; in GCS mode each is deleted once normalised.
+ */
+export async function prepareCachedInputs(
+  blueprint: Blueprint,
+  storage: Storage,
+  workDir: string,
+  options: {
+    config: Config;
+    logger: Logger;
+    signal: AbortSignal;
+    onProgress?: (p: CacheProgress) => void;
+    /** Test hook: the cache's GOP (default CACHE_GOP). */
+    gop?: number;
+  },
+): Promise<CachedInputs> {
+  const { config, signal } = options;
+  const logger = options.logger.child({ component: "clip-cache" });
+  const prefix = config.clipCachePrefix;
+  const gop = options.gop ?? CACHE_GOP;
+  const probeOptions = { ffprobePath: config.ffprobePath, signal };
+  const mediaDir = path.join(workDir, "media");
+  const metaDir = path.join(workDir, "cache-meta");
+  const entryDir = path.join(workDir, "cache");
+  await mkdir(entryDir, { recursive: true });
+  const clipKeys = [...new Set(blueprint.moves.map((move) => move.video_path))];
+  const limit = pLimit(Math.max(1, config.fetchConcurrency));
+  const stats: CacheStats = { hits: 0, built: 0, rejected: 0, sourcesFetched: 0 };
+
+  // The song always; the clips only described (content hash from metadata or the local file).
+  const songPromise = fetchMedia(storage, [blueprint.audio_path], mediaDir, {
+    concurrency: 1,
+    signal,
+    logger,
+  });
+  const hashes = new Map(
+    await Promise.all(
+      clipKeys.map((key) => limit(async () => [key, (await storage.describe(key, signal)).hash] as const)),
+    ),
+  );
+  const hashOf = (key: string) => hashes.get(key)!;
+
+  // Sources fetched by this run (at most once each).
+  const sources = new Map<string, Promise<string>>();
+  const source = (key: string): Promise<string> => {
+    let file = sources.get(key);
+    if (file === undefined) {
+      file = storage.fetch(key, mediaDir, signal).then((f) => {
+        stats.sourcesFetched += 1;
+        return f.path;
+      });
+      sources.set(key, file);
+    }
+    return file;
+  };
+  const dropSource = async (key: string) => {
+    // Local mode uses the original in place: never delete it.
+    if (storage.name === "local" || !sources.has(key)) return;
+    const file = await sources.get(key)!;
+    await rm(file, { force: true });
+  };
+
+  const infos = new Map<string, MediaInfo>();
+  await Promise.all(
+    clipKeys.map((key) =>
+      limit(async () => {
+        const probeKey = cacheKey(prefix, "sources", `${hashOf(key)}.json`);
+        const cached = validInfo(await readJson(storage, probeKey, metaDir, logger, signal));
+        if (cached !== undefined) {
+          infos.set(key, cached);
+          return;
+        }
+        const info = await probeMedia(await source(key), key, probeOptions);
+        infos.set(key, info);
+        if (!info.hasVideo) return;
+        const file = path.join(metaDir, `${randomUUID()}.json`);
+        await mkdir(metaDir, { recursive: true });
+        await writeFile(file, JSON.stringify(info));
+        await publish(storage, file, probeKey, "application/json", logger);
+        await rm(file, { force: true });
+      }),
+    ),
+  );
+  const song = (await songPromise).get(blueprint.audio_path)!.path;
+  const audioInfo = await probeMedia(song, blueprint.audio_path, probeOptions);
+  const plan = planRender(blueprint, infos, audioInfo);
+  const profile = cacheProfile(plan, gop);
+  const profileDir = profileId(profile);
+
+  // Lookup: an entry is used only if its sidecar, bytes and stream all match.
+  const entries = new Map<string, CacheEntry>();
+  const missing: string[] = [];
+  let looked = 0;
+  await Promise.all(
+    clipKeys.map((key) =>
+      limit(async () => {
+        const hash = hashOf(key);
+        const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
+        const metaKey = cacheKey(prefix, profileDir, `${hash}.json`);
+        const rawMeta = await readJson(storage, metaKey, metaDir, logger, signal);
+        const reject = (reason: string) => {
+          stats.rejected += 1;
+          logger.warn(
+            { key, entry: entryKey, reason },
+            `Clip cache: rejected the entry for ${key} (${reason}); rebuilding it`,
+          );
+          missing.push(key);
+        };
+        try {
+          if (rawMeta === undefined) {
+            missing.push(key);
+            return;
+          }
+          const meta = validMeta(rawMeta, profile, hash);
+          if (meta === undefined) return reject("sidecar does not match");
+          let fetched: { path: string; bytes: number };
+          try {
+            fetched = await storage.fetch(entryKey, entryDir, signal);
+          } catch (error) {
+            if (signal.aborted) throw signal.reason;
+            return reject(isJobError(error) ? error.message : "entry unreadable");
+          }
+          if (fetched.bytes !== meta.bytes) return reject(`size ${fetched.bytes}, expected ${meta.bytes}`);
+          if ((await sha256File(fetched.path, signal)) !== meta.sha256) return reject("checksum mismatch");
+          const probed = await probeEntry(fetched.path, profile, probeOptions);
+          if ("reason" in probed) return reject(probed.reason);
+          if (probed.frames !== meta.frames)
+            return reject(`${probed.frames} frames, expected ${meta.frames}`);
+          entries.set(key, { file: fetched.path, frames: probed.frames });
+          stats.hits += 1;
+        } finally {
+          looked += 1;
+          options.onProgress?.({ phase: "lookup", done: looked, total: clipKeys.length });
+        }
+      }),
+    ),
+  );
+
+  // Build what is missing, two at a time.
+  const builds = pLimit(BUILD_CONCURRENCY);
+  let built = 0;
+  await Promise.all(
+    missing.map((key) =>
+      builds(async () => {
+        signal.throwIfAborted();
+        const hash = hashOf(key);
+        const info = infos.get(key)!;
+        const file = path.join(entryDir, `${hash}.${randomUUID().slice(0, 8)}.mp4`);
+        const { args, timeoutMs } = entryBuildArgs(
+          { file: await source(key), fit: plan.sources[key]!.fit, duration: info.duration },
+          plan,
+          file,
+          gop,
+        );
+        const started = performance.now();
+        await runFfmpeg(args, {
+          ffmpegPath: config.ffmpegPath,
+          timeoutMs,
+          signal,
+          logger,
+          label: `normalising ${key} for the clip cache`,
+          expectedSeconds: info.duration,
+        });
+        await dropSource(key);
+        const probed = await probeEntry(file, profile, probeOptions);
+        if ("reason" in probed) {
+          throw new JobError(`Normalising ${key} produced an unusable file (${probed.reason})`, {
+            code: "FFMPEG_FAILED",
+          });
+        }
+        const bytes = (await stat(file)).size;
+        const meta: EntryMeta = {
+          version: 1,
+          profile,
+          sourceHash: hash,
+          frames: probed.frames,
+          bytes,
+          sha256: await sha256File(file, signal),
+        };
+        const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
+        // Entry first, sidecar last: a reader never finds a sidecar without its entry.
+        if (await publish(storage, file, entryKey, "video/mp4", logger)) {
+          const metaFile = `${file}.json`;
+          await writeFile(metaFile, JSON.stringify(meta));
+          await publish(
+            storage,
+            metaFile,
+            cacheKey(prefix, profileDir, `${hash}.json`),
+            "application/json",
+            logger,
+          );
+          await rm(metaFile, { force: true });
+        }
+        entries.set(key, { file, frames: probed.frames });
+        stats.built += 1;
+        built += 1;
+        logger.info(
+          { key, frames: probed.frames, bytes, duration_ms: Math.round(performance.now() - started) },
+          `Clip cache: normalised ${key}`,
+        );
+        options.onProgress?.({ phase: "build", done: built, total: missing.length });
+      }),
+    ),
+  );
+  // Sources fetched only for their probe are no longer needed either.
+  await Promise.all(clipKeys.map((key) => dropSource(key).catch(() => {})));
+
+  logger.info({ ...stats, profile: profileDir, clips: clipKeys.length }, "Clip cache ready");
+  return { plan, entries, audio: song, stats };
+}
