@@ -86,6 +86,29 @@ function positive(raw: string | number | undefined): number | undefined {
   return raw !== undefined && Number.isFinite(value) && value > 0 ? value : undefined;
 }
 
+const IMAGE_CODECS = new Set([
+  "png",
+  "mjpeg",
+  "jpegls",
+  "bmp",
+  "gif",
+  "webp",
+  "tiff",
+  "apng",
+  "qoi",
+  "jpeg2000",
+]);
+
+/** A picture without a timeline (`image2`/`*_pipe` demuxers, or an image codec). */
+function isStillImage(video: RawStream, formatName: string | undefined): boolean {
+  const format = formatName ?? "";
+  return (
+    format === "image2" ||
+    format.endsWith("_pipe") ||
+    (video.codec_name !== undefined && IMAGE_CODECS.has(video.codec_name))
+  );
+}
+
 /**
  * Normalises ffprobe's JSON (`-show_format -show_streams`). Throws MEDIA_INVALID naming `key` when
  * the file has neither a video nor an audio stream, or no duration.
@@ -103,6 +126,12 @@ export function parseProbe(json: unknown, key: string): MediaInfo {
   const duration =
     positive(video?.duration) ?? positive(probe.format?.duration) ?? positive(audio?.duration) ?? 0;
   if (!(duration > 0)) {
+    if (video !== undefined && audio === undefined && isStillImage(video, probe.format?.format_name)) {
+      throw new JobError(
+        `${key} is not a readable video or audio file: it is a still image (${video.codec_name}), not a video`,
+        { code: "MEDIA_INVALID" },
+      );
+    }
     throw new JobError(`${key} is not a readable video or audio file: its duration is unknown`, {
       code: "MEDIA_INVALID",
     });

@@ -109,6 +109,24 @@ set status = 'failed', stage = $3::varchar, message = $4::text, error = $4::text
   updated_at = now()
 where ${OWNER}`;
 
+/**
+ * Text PostgreSQL can store: a lone UTF-16 surrogate (valid in a JS string, e.g. from a blueprint's
+ * `"\ud800"` escape) is rejected inside jsonb and NUL in any text, so both become U+FFFD. Without
+ * this, a storage key echoed in an error made the failure impossible to record.
+ */
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+export function storableText(text: string): string {
+  return text.replace(UNSTORABLE, "\uFFFD");
+}
+
+/** JSON for a jsonb parameter, every string made storable. */
+export function storableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, item: unknown) =>
+    typeof item === "string" ? storableText(item) : item,
+  );
+}
+
 interface RawTaskRow extends Omit<TaskRow, "user_id"> {
   user_id: string;
 }
@@ -177,7 +195,7 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
           userId,
           Math.round(update.progress),
           update.stage,
-          update.message,
+          storableText(update.message),
         ]);
         if (result.rowCount === 0)
           logger.debug({ progress: update.progress }, "Progress not written (row finished)");
@@ -240,7 +258,7 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
     },
 
     async start(taskId, message) {
-      await write("mark the task started", taskId, UPDATE_STARTED, [taskId, userId, message]);
+      await write("mark the task started", taskId, UPDATE_STARTED, [taskId, userId, storableText(message)]);
     },
 
     progress(taskId, update) {
@@ -265,7 +283,7 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
         taskId,
         userId,
         "Completed",
-        JSON.stringify(result),
+        storableJson(result),
       ]);
     },
 
@@ -276,8 +294,8 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
         taskId,
         userId,
         stage,
-        error,
-        JSON.stringify({ error, code, stage, retryable }),
+        storableText(error),
+        storableJson({ error, code, stage, retryable }),
       ]);
     },
   };

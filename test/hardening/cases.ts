@@ -1,0 +1,356 @@
+/**
+ * The hardening cases and what the job does in each: the single source of docs/RELIABILITY.md's
+ * table. Every case is asserted by a test (`hardeningCase(id)` in a `*.test.ts` here; the docs test
+ * checks each id is used and the table is current).
+ */
+
+export type Group = "input" | "media" | "fuzz" | "fault" | "load" | "secrets";
+
+export interface Outcome {
+  /** Exit code of the CLI. */
+  exit: 0 | 1 | 2;
+  /** Row status after the run ("untouched" = the row was not changed). */
+  status: "completed" | "failed" | "untouched" | "running";
+  stage?: string;
+  /** `result.code` on failure. */
+  code?: string;
+  /** An excerpt of the row's `error` (a string the test asserts is contained). */
+  error?: string;
+}
+
+export interface HardeningCase {
+  id: string;
+  group: Group;
+  title: string;
+  outcome: Outcome;
+  /** Whether a re-run after the fault is part of the test ("ok") or not applicable ("n/a"). */
+  rerun: "ok" | "n/a";
+  /** "open": the behaviour is asserted as it is today but is a known bug (see RELIABILITY.md). */
+  open?: string;
+  note?: string;
+}
+
+const invalid = (error: string): Outcome => ({
+  exit: 2,
+  status: "failed",
+  stage: "validation",
+  code: "INVALID_BLUEPRINT",
+  error,
+});
+const completed: Outcome = { exit: 0, status: "completed" };
+
+export const CASES: HardeningCase[] = [
+  // Hostile blueprints (SPEC §3.1–3.2), each through the CLI.
+  {
+    id: "path-dotdot",
+    group: "input",
+    title: "`../../etc/passwd` and `a/../../b` as clip, song and output",
+    outcome: invalid("'..' segment"),
+    rerun: "n/a",
+  },
+  {
+    id: "path-absolute",
+    group: "input",
+    title: "absolute paths `/etc/passwd`, `C:\\Windows\\x.mp4`, `//host/x`",
+    outcome: invalid("absolute path"),
+    rerun: "n/a",
+  },
+  {
+    id: "path-backslash",
+    group: "input",
+    title: "backslash traversal `..\\..\\x.mp4`",
+    outcome: invalid("backslashes"),
+    rerun: "n/a",
+  },
+  {
+    id: "path-control",
+    group: "input",
+    title: "NUL, newline, DEL and C1 control characters in a path",
+    outcome: invalid("control characters"),
+    rerun: "n/a",
+  },
+  {
+    id: "path-scheme",
+    group: "input",
+    title: "`file://`, `http://`, `data:`, `gs://` in local mode",
+    outcome: invalid("URL"),
+    rerun: "n/a",
+  },
+  {
+    id: "path-dot-empty",
+    group: "input",
+    title: "`./x`, `clips//x`, `clips/`, empty string",
+    outcome: invalid("video_path"),
+    rerun: "n/a",
+  },
+  {
+    id: "path-long",
+    group: "input",
+    title: "a 2 000-byte path",
+    outcome: invalid("longer than 1024 bytes"),
+    rerun: "n/a",
+  },
+  {
+    id: "path-encoded",
+    group: "input",
+    title:
+      "encoded traversal (`%2e%2e/`, `..%2f`, fullwidth `．．/`, `∕`), `~/`, `$HOME`, a blank name: literal names, not found, nothing outside the root read",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "STORAGE_NOT_FOUND",
+      error: "Media file not found",
+    },
+    rerun: "n/a",
+  },
+  {
+    id: "path-symlink",
+    group: "input",
+    title: "a symlink under the root pointing outside it",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "STORAGE_DENIED",
+      error: "outside the storage root",
+    },
+    rerun: "n/a",
+  },
+  {
+    id: "output-attacks",
+    group: "input",
+    title: "output path equal to an input, wrong extension, traversal, absolute",
+    outcome: invalid("output_config.output_path"),
+    rerun: "n/a",
+  },
+  {
+    id: "numbers-huge",
+    group: "input",
+    title: "`1e308`, `1e400` (→ Infinity), `-0`, negative, strings, booleans as numbers",
+    outcome: invalid("Invalid blueprint"),
+    rerun: "n/a",
+    note: "each row names the field, e.g. `moves[0].start_time`",
+  },
+  { id: "moves-10000", group: "input", title: "10 000 moves", outcome: invalid("moves"), rerun: "n/a" },
+  {
+    id: "nested-junk",
+    group: "input",
+    title: "100 000-deep nested arrays as `generation_parameters`, 50 000-deep objects as a `clip_id`",
+    outcome: invalid("Invalid blueprint"),
+    rerun: "n/a",
+    note: "the same junk under an unknown field is ignored: renders, exit 0",
+  },
+  {
+    id: "oversized",
+    group: "input",
+    title: "1 MiB + 1 byte of JSON (`--blueprint FILE`; an env var cannot hold it)",
+    outcome: invalid("larger than 1 MiB"),
+    rerun: "n/a",
+  },
+  {
+    id: "not-json",
+    group: "input",
+    title: "not JSON, a JSON array, `null`, empty object, wrong types at the top",
+    outcome: invalid("Invalid blueprint"),
+    rerun: "n/a",
+  },
+  {
+    id: "unicode",
+    group: "input",
+    title: "emoji/RTL/zero-width/NFD names and a lone surrogate: valid keys render, the row says so",
+    outcome: completed,
+    rerun: "n/a",
+  },
+  {
+    id: "unicode-bad",
+    group: "input",
+    title: "a lone surrogate (`\\ud800`) or U+FFFE in a path",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "STORAGE_NOT_FOUND",
+      error: "Media file not found",
+    },
+    rerun: "n/a",
+    note: "fixed: the failure could not be written (jsonb rejects lone surrogates) and the row stayed `running`",
+  },
+  {
+    id: "ffmpeg-smuggling",
+    group: "input",
+    title:
+      "codec/bitrate/preset/format strings carrying FFmpeg options (`libx264 -f lavfi`, `2M -vf …`, `copy`)",
+    outcome: invalid("output_config"),
+    rerun: "n/a",
+  },
+  {
+    id: "filtergraph-names",
+    group: "input",
+    title: "file names and clip ids full of filtergraph syntax (`'[0:v];movie=…,`) and a leading `-`",
+    outcome: completed,
+    rerun: "n/a",
+  },
+  {
+    id: "song-missing",
+    group: "input",
+    title:
+      "a song that is missing, has a lone surrogate in its key, or is a symlink out of the root (CLIP_CACHE=off)",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "STORAGE_NOT_FOUND",
+      error: "Media file not found",
+    },
+    rerun: "n/a",
+    note: "the symlink variant: `STORAGE_DENIED`, `outside the storage root`",
+  },
+  {
+    id: "song-missing-clip-cache",
+    group: "input",
+    title: "the same missing song with CLIP_CACHE=on (the uncommitted clip cache)",
+    outcome: { exit: 1, status: "running" },
+    rerun: "n/a",
+    open: "src/job/clip-cache.ts `prepareCachedInputs`: the song's `fetchMedia` promise is not awaited while the clips are described; its rejection is unhandled and kills the process: row left `running`, temp dir left, stack trace on stderr",
+  },
+  // Hostile media.
+  {
+    id: "media-truncated",
+    group: "media",
+    title: "an MP4 cut in half (moov at the end)",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "MEDIA_INVALID",
+      error: "clips/truncated.mp4",
+    },
+    rerun: "n/a",
+  },
+  {
+    id: "media-truncated-faststart",
+    group: "media",
+    title: "a faststart MP4 cut at 60 % (index intact, data missing)",
+    outcome: completed,
+    rerun: "n/a",
+    note: "renders the frames that exist and holds the last one; no warning (the index claims the full length)",
+  },
+  {
+    id: "media-text",
+    group: "media",
+    title: "a text file named `.mp4`",
+    outcome: { exit: 1, status: "failed", stage: "fetching", code: "MEDIA_INVALID", error: "clips/text.mp4" },
+    rerun: "n/a",
+  },
+  {
+    id: "media-empty",
+    group: "media",
+    title: "a zero-byte clip and a zero-byte song",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "MEDIA_INVALID",
+      error: "the file is empty",
+    },
+    rerun: "n/a",
+  },
+  {
+    id: "media-audio-only",
+    group: "media",
+    title: "an audio-only file as a clip",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "MEDIA_INVALID",
+      error: "clips/audio-only.mp4",
+    },
+    rerun: "n/a",
+  },
+  {
+    id: "media-image",
+    group: "media",
+    title: "a PNG image as a clip",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "MEDIA_INVALID",
+      error: "still image (png), not a video",
+    },
+    rerun: "n/a",
+    note: "fixed: the row used to say `its duration is unknown`",
+  },
+  {
+    id: "media-video-as-song",
+    group: "media",
+    title: "a video without audio as the song",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "MEDIA_INVALID",
+      error: "songs/silent-video.mp4",
+    },
+    rerun: "n/a",
+  },
+  {
+    id: "media-4k",
+    group: "media",
+    title: "a 3840×2160 clip (1 s)",
+    outcome: completed,
+    rerun: "n/a",
+    note: "output capped at 1920×1080",
+  },
+  {
+    id: "media-one-frame",
+    group: "media",
+    title: "a 1-frame clip used for a 1 s move",
+    outcome: completed,
+    rerun: "n/a",
+    note: "last frame held, warning in the result",
+  },
+  {
+    id: "media-60min-song",
+    group: "media",
+    title: "a 60-minute song under a 2 s timeline",
+    outcome: completed,
+    rerun: "n/a",
+  },
+  // Fuzzing.
+  {
+    id: "fuzz-validator",
+    group: "fuzz",
+    title: "fast-check mutations of a valid blueprint (40 CLI runs)",
+    outcome: invalid("(agrees with the in-process validator)"),
+    rerun: "n/a",
+    note: "valid mutants render (exit 0) or fail at fetching (exit 1); never a crash",
+  },
+];
+
+export function caseById(id: string): HardeningCase {
+  const found = CASES.find((c) => c.id === id);
+  if (found === undefined) throw new Error(`Unknown hardening case ${id}`);
+  return found;
+}
+
+function cell(text: string): string {
+  return text.replaceAll("|", "\\|").replaceAll("\n", " ");
+}
+
+/** The Markdown table of docs/RELIABILITY.md. */
+export function renderTable(): string {
+  const head = [
+    "| case | group | what | exit | row (status / stage / code) | error excerpt | temp left | re-run |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  const rows = CASES.map((c) => {
+    const o = c.outcome;
+    const row = [o.status, o.stage, o.code].filter((x) => x !== undefined).join(" / ");
+    const what = `${c.title}${c.note === undefined ? "" : ` — ${c.note}`}${c.open === undefined ? "" : ` — **open:** ${c.open}`}`;
+    return `| \`${c.id}\` | ${c.group} | ${cell(what)} | ${o.exit} | ${row} | ${cell(o.error === undefined ? "" : `\`${o.error}\``)} | none | ${c.rerun} |`;
+  });
+  return [...head, ...rows].join("\n");
+}

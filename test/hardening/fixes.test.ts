@@ -1,0 +1,86 @@
+/**
+ * In-process tests of the bugs the hardening suites found and fixed (the end-to-end cases are in
+ * input.test.ts: `unicode-bad`, `media-image`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { JobError } from "../../src/errors.js";
+import { silentLogger } from "../../src/log.js";
+import { parseProbe } from "../../src/media/probe.js";
+import { createTaskStore, storableJson, storableText, type TaskResult } from "../../src/tasks/store.js";
+import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+
+let postgres: TestPostgres;
+
+beforeAll(async () => {
+  postgres = await startPostgres();
+});
+
+afterAll(async () => {
+  await postgres?.stop();
+});
+
+describe("task row text PostgreSQL cannot store (lone surrogates, NUL)", () => {
+  it("storableText replaces lone surrogates and NUL, keeps valid pairs", () => {
+    expect(storableText("a\ud800b\udc00c\u0000d\u{1F483}")).toBe("a\uFFFDb\uFFFDc\uFFFDd\u{1F483}");
+    expect(JSON.parse(storableJson({ warnings: ["clips/\ud800.mp4"] }))).toEqual({
+      warnings: ["clips/\uFFFD.mp4"],
+    });
+  });
+
+  it("a failure naming a key with a lone surrogate is recorded (it used to leave the row running)", async () => {
+    const taskId = "hardening-surrogate-fail";
+    await postgres.pool.query(
+      "insert into choreography_tasks (task_id, user_id, status) values ($1, 1, 'pending')",
+      [taskId],
+    );
+    const store = createTaskStore(postgres.pool, { logger: silentLogger(), userId: 1 });
+    await store.start(taskId, "Validating \ud800");
+    await store.fail(taskId, {
+      stage: "fetching",
+      error: "Media file not found: clips/\ud800\u0000.mp4",
+      code: "STORAGE_NOT_FOUND",
+      retryable: false,
+    });
+    const { rows } = await postgres.pool.query("select * from choreography_tasks where task_id = $1", [
+      taskId,
+    ]);
+    expect(rows[0].status).toBe("failed");
+    expect(rows[0].error).toBe("Media file not found: clips/\uFFFD\uFFFD.mp4");
+    expect(rows[0].result.error).toBe(rows[0].error);
+  });
+
+  it("a result whose warnings carry a lone surrogate is recorded", async () => {
+    const taskId = "hardening-surrogate-ok";
+    await postgres.pool.query(
+      "insert into choreography_tasks (task_id, user_id, status) values ($1, 1, 'pending')",
+      [taskId],
+    );
+    const store = createTaskStore(postgres.pool, { logger: silentLogger(), userId: 1 });
+    const result = { output_path: "output/x.mp4", warnings: ["moves[0] (clips/\udc00.mp4): held"] };
+    await store.complete(taskId, result as unknown as TaskResult);
+    const { rows } = await postgres.pool.query("select result from choreography_tasks where task_id = $1", [
+      taskId,
+    ]);
+    expect(rows[0].result.warnings).toEqual(["moves[0] (clips/\uFFFD.mp4): held"]);
+  });
+});
+
+describe("a still image as a clip", () => {
+  it("says it is a still image, not that its duration is unknown", () => {
+    const probe = {
+      streams: [{ codec_type: "video", codec_name: "png", width: 160, height: 120, r_frame_rate: "25/1" }],
+      format: { format_name: "png_pipe" },
+    };
+    expect(() => parseProbe(probe, "clips/image.png")).toThrow(/still image \(png\), not a video/);
+    try {
+      parseProbe(probe, "clips/image.png");
+    } catch (err) {
+      expect((err as JobError).code).toBe("MEDIA_INVALID");
+    }
+  });
+
+  it("a stream without a duration that is not an image keeps the old message", () => {
+    const probe = { streams: [{ codec_type: "video", codec_name: "h264", width: 2, height: 2 }], format: {} };
+    expect(() => parseProbe(probe, "clips/x.mp4")).toThrow(/duration is unknown/);
+  });
+});

@@ -1,0 +1,381 @@
+/**
+ * Shared harness for the hardening suites: runs the built CLI (`dist/main.js`) as Cloud Run does
+ * (env vars only), exposes the child so a test can signal it or kill its FFmpeg, records every
+ * output for the secrets check, and gives each case its own task row.
+ */
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes, randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type pg from "pg";
+import { expect, it } from "vitest";
+import { CLI } from "../e2e/cli.js";
+import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { caseById } from "./cases.js";
+
+export interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  logs: Array<Record<string, unknown>>;
+  elapsedMs: number;
+  /** Milliseconds from our SIGTERM to the process's exit, when we sent one. */
+  exitAfterSignalMs?: number;
+  /** Peak RSS of the process tree (CLI + FFmpeg children), in bytes, when sampled. */
+  peakRssBytes?: number;
+}
+
+export interface RunOptions {
+  env: Record<string, string | undefined>;
+  args?: string[];
+  /** Called with each complete stdout line and the child's pid (send signals from here). */
+  onLine?: (line: string, pid: number, terminate: () => void) => void;
+  /** Sends SIGTERM once a stdout line matches, after `terminateDelayMs`. */
+  terminateWhen?: RegExp;
+  terminateDelayMs?: number;
+  /** Samples the process tree's RSS every 50 ms. */
+  sampleRss?: boolean;
+  /** Hard limit: SIGKILL after this long (the test then fails on the exit code). */
+  killAfterMs?: number;
+}
+
+/** Every run of this test file, for the secrets check. */
+export const allRuns: Run[] = [];
+
+/** Descendant pids of `pid` (children, grandchildren…), from /proc. */
+export function descendants(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(entry));
+      children.set(ppid, list);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const out: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const child of children.get(queue.shift()!) ?? []) {
+      out.push(child);
+      queue.push(child);
+    }
+  }
+  return out;
+}
+
+export function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  } catch {
+    return "";
+  }
+}
+
+function rssOf(pid: number): number {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const match = /VmRSS:\s+(\d+) kB/.exec(status);
+    return match === null ? 0 : Number(match[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+export function runCli(options: RunOptions): Promise<Run> {
+  const started = performance.now();
+  const env: Record<string, string> = {
+    PATH: process.env["PATH"] ?? "",
+    HOME: process.env["HOME"] ?? "/tmp",
+    LOG_FORMAT: "json",
+  };
+  for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [CLI, ...(options.args ?? [])], {
+      env,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    const pid = child.pid ?? -1;
+    let stdout = "";
+    let stderr = "";
+    let pending = "";
+    let signalledAt: number | undefined;
+    let terminateArmed = false;
+    let peak = 0;
+    const sampler = options.sampleRss
+      ? setInterval(() => {
+          const total = [pid, ...descendants(pid)].reduce((sum, p) => sum + rssOf(p), 0);
+          peak = Math.max(peak, total);
+        }, 50)
+      : undefined;
+    const killer =
+      options.killAfterMs !== undefined
+        ? setTimeout(() => child.kill("SIGKILL"), options.killAfterMs)
+        : undefined;
+    const terminate = () => {
+      if (signalledAt !== undefined) return;
+      signalledAt = performance.now();
+      child.kill("SIGTERM");
+    };
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      stdout += chunk;
+      pending += chunk;
+      const lines = pending.split("\n");
+      pending = lines.pop() ?? "";
+      for (const line of lines) {
+        options.onLine?.(line, pid, terminate);
+        if (options.terminateWhen !== undefined && !terminateArmed && options.terminateWhen.test(line)) {
+          terminateArmed = true;
+          setTimeout(terminate, options.terminateDelayMs ?? 0);
+        }
+      }
+    });
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => {
+      stderr += chunk;
+    });
+    child.on("error", reject);
+    child.on("close", (code, signal) => {
+      if (sampler !== undefined) clearInterval(sampler);
+      if (killer !== undefined) clearTimeout(killer);
+      const ended = performance.now();
+      const logs = stdout.split("\n").flatMap((line) => {
+        if (!line.startsWith("{")) return [];
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      });
+      const run: Run = {
+        code,
+        signal,
+        stdout,
+        stderr,
+        logs,
+        elapsedMs: ended - started,
+        ...(signalledAt !== undefined && { exitAfterSignalMs: ended - signalledAt }),
+        ...(options.sampleRss && { peakRssBytes: peak }),
+      };
+      allRuns.push(run);
+      resolve(run);
+    });
+  });
+}
+
+export type TaskRow = Record<string, unknown> & {
+  status: string;
+  stage: string | null;
+  error: string | null;
+  progress: number;
+  result: Record<string, unknown> | null;
+};
+
+export interface Harness {
+  postgres: TestPostgres;
+  pool: pg.Pool;
+  /** LOCAL_STORAGE_ROOT of the runs. */
+  root: string;
+  /** TMPDIR of the runs: must be empty after every run. */
+  tmp: string;
+  /** A password with a marker, generated at runtime. */
+  password: string;
+  dbEnv(): Record<string, string>;
+  /** A fresh pending row owned by USER_ID; returns its id. */
+  newTask(): Promise<string>;
+  row(taskId: string): Promise<TaskRow>;
+  stop(): Promise<void>;
+}
+
+export const USER_ID = 42;
+
+export async function startHarness(prefix: string): Promise<Harness> {
+  const password = `Hardening-Secret-${randomBytes(9).toString("hex")}`;
+  const root = mkdtempSync(path.join(os.tmpdir(), `${prefix}-root-`));
+  const tmp = mkdtempSync(path.join(os.tmpdir(), `${prefix}-tmp-`));
+  const postgres = await startPostgres({ password });
+  const pool = postgres.pool;
+  return {
+    postgres,
+    pool,
+    root,
+    tmp,
+    password,
+    dbEnv: () => ({
+      DB_HOST: postgres.config.host,
+      DB_PORT: String(postgres.config.port),
+      DB_NAME: postgres.config.name,
+      DB_USER: postgres.config.user,
+      DB_PASSWORD: password,
+    }),
+    async newTask() {
+      const id = randomUUID();
+      await pool.query(
+        "insert into choreography_tasks (task_id, user_id, status) values ($1, $2, 'pending')",
+        [id, USER_ID],
+      );
+      return id;
+    },
+    async row(taskId) {
+      const { rows } = await pool.query("select * from choreography_tasks where task_id = $1", [taskId]);
+      return rows[0] as TaskRow;
+    },
+    async stop() {
+      await postgres.stop();
+      rmSync(root, { recursive: true, force: true });
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The temp directory holds nothing (the job's `video-job-*` directory is gone). */
+export function expectNoTemp(h: Harness): void {
+  const left = readdirSync(h.tmp);
+  // Cleared before asserting, so one leak fails one test, not every later one.
+  for (const name of left) rmSync(path.join(h.tmp, name), { recursive: true, force: true });
+  expect(left, `temp left: ${JSON.stringify(left)}`).toEqual([]);
+}
+
+/** Nothing visible under the storage root's `output/` (no video, no half-written temp name). */
+export function expectNoOutput(h: Harness, dir = "output"): void {
+  const full = path.join(h.root, dir);
+  expect(existsSync(full) ? readdirSync(full) : []).toEqual([]);
+}
+
+/**
+ * The run ended with `code`, the row is failed at `stage` with an error containing `excerpt`, and
+ * nothing was left behind. No stack trace anywhere in the row or on stderr.
+ */
+export async function expectFailed(
+  h: Harness,
+  run: Run,
+  taskId: string,
+  expected: { code: number; stage: string; error: string | RegExp; errorCode?: string },
+): Promise<TaskRow> {
+  const task = await h.row(taskId);
+  const context = `stderr: ${run.stderr.slice(0, 500)}\nrow: ${JSON.stringify(task)}`;
+  expect(run.code, context).toBe(expected.code);
+  expect(task.status, context).toBe("failed");
+  expect(task.stage, context).toBe(expected.stage);
+  if (typeof expected.error === "string") expect(task.error, context).toContain(expected.error);
+  else expect(task.error, context).toMatch(expected.error);
+  if (expected.errorCode !== undefined) expect(task.result?.["code"]).toBe(expected.errorCode);
+  expect(task.error).not.toMatch(/\n\s+at |Internal error/);
+  expect(task.error).not.toContain(h.tmp);
+  expect(run.stderr).not.toMatch(/\n\s+at /);
+  expect(run.signal).toBeNull();
+  expectNoTemp(h);
+  return task;
+}
+
+/** Every run and every row of this file: the password never appears. */
+export async function expectNoSecrets(h: Harness, extra: string[] = []): Promise<number> {
+  const { rows } = await h.pool.query("select row_to_json(t)::text as text from choreography_tasks t");
+  const texts = [
+    ...allRuns.flatMap((run) => [run.stdout, run.stderr]),
+    ...rows.map((r: { text: string }) => r.text),
+  ];
+  for (const secret of [h.password, ...extra]) {
+    for (const text of texts) expect(text.includes(secret), "a secret leaked").toBe(false);
+  }
+  return texts.length;
+}
+
+/** Runs FFmpeg for fixture generation. */
+export function ffmpeg(args: string[]): void {
+  execFileSync("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error", "-y", ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+}
+
+export interface MoveSpec {
+  clip: string;
+  duration: number;
+  transition?: string;
+}
+
+/** A tiling blueprint. */
+export function blueprint(
+  taskId: string,
+  moves: MoveSpec[],
+  extra: Record<string, unknown> = {},
+  outputPath = `output/${taskId}.mp4`,
+): Record<string, unknown> {
+  let start = 0;
+  const list = moves.map((move, index) => {
+    const entry = {
+      clip_id: `move_${index + 1}`,
+      video_path: move.clip,
+      start_time: Math.round(start * 1000) / 1000,
+      duration: move.duration,
+      transition_type: move.transition ?? "cut",
+    };
+    start += move.duration;
+    return entry;
+  });
+  return {
+    task_id: taskId,
+    audio_path: "songs/song.m4a",
+    moves: list,
+    total_duration: Math.round(start * 1000) / 1000,
+    output_config: { output_path: outputPath, frame_rate: 30, transition_duration: 0.2 },
+    ...extra,
+  };
+}
+
+/** Runs `tasks` with at most `limit` at once. */
+export async function inParallel<T>(limit: number, tasks: Array<() => Promise<T>>): Promise<T[]> {
+  const results: T[] = new Array(tasks.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < tasks.length) {
+      const index = next++;
+      results[index] = await tasks[index]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  return results;
+}
+
+/** Registers the test of a case from cases.ts (the docs test checks every case has one). */
+export function hardeningCase(id: string, fn: () => Promise<void>, timeoutMs?: number): void {
+  const c = caseById(id);
+  it(`${c.id}: ${c.title}`, fn, timeoutMs);
+}
+
+/** Asserts the run and the row match the case's documented outcome, and nothing was left behind. */
+export async function expectOutcome(
+  h: Harness,
+  run: Run,
+  taskId: string,
+  id: string,
+  options: { checkTemp?: boolean; outputKey?: string; error?: string | undefined; code?: string } = {},
+): Promise<TaskRow> {
+  const { outcome } = caseById(id);
+  const task = await h.row(taskId);
+  const context = `case ${id}\nexit ${run.code}\nstderr: ${run.stderr.slice(0, 800)}\nrow: ${JSON.stringify(task)?.slice(0, 1500)}`;
+  expect(run.signal, context).toBeNull();
+  expect(run.code, context).toBe(outcome.exit);
+  expect(run.stderr, context).not.toMatch(/\n\s+at /);
+  if (outcome.status === "completed") {
+    expect(task?.status, context).toBe("completed");
+    expect(task?.progress).toBe(100);
+  } else if (outcome.status === "failed") {
+    expect(task?.status, context).toBe("failed");
+    expect(task?.stage, context).toBe(outcome.stage);
+    const code = options.code ?? outcome.code;
+    if (code !== undefined) expect(task?.result?.["code"], context).toBe(code);
+    const excerpt = options.error ?? outcome.error;
+    if (excerpt !== undefined) expect(task?.error, context).toContain(excerpt);
+    expect(task?.error, context).not.toMatch(/\n\s+at |Internal error/);
+    expect(task?.error, context).not.toContain(h.tmp);
+    if (options.outputKey !== undefined) expect(existsSync(path.join(h.root, options.outputKey))).toBe(false);
+  }
+  if (options.checkTemp !== false) expectNoTemp(h);
+  return task;
+}
