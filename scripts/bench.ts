@@ -8,7 +8,7 @@
  *   npm run bench -- --moves 6          # a quick smoke run
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -62,6 +62,32 @@ function probeFrames(file: string): { frames: number; video: number; audio: numb
     video: Number(video?.["duration"] ?? 0),
     audio: Number(audio?.["duration"] ?? 0),
   };
+}
+
+/** Lowest SSIM (All) over every 30th frame of two videos of the same length. */
+function minSsim(a: string, b: string): number {
+  const sample = "select='not(mod(n\\,30))',setpts=N/FRAME_RATE/TB";
+  const out = execFileSync(
+    "ffmpeg",
+    [
+      "-hide_banner",
+      "-nostdin",
+      "-v",
+      "error",
+      "-i",
+      a,
+      "-i",
+      b,
+      "-lavfi",
+      `[0:v]${sample}[a];[1:v]${sample}[b];[a][b]ssim=stats_file=-`,
+      "-f",
+      "null",
+      "-",
+    ],
+    { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
+  );
+  const values = [...out.matchAll(/All:([\d.]+)/g)].map((m) => Number(m[1]));
+  return values.length === 0 ? Number.NaN : Math.min(...values);
 }
 
 /** The job as users run it: the built CLI, env vars, local storage, embedded PostgreSQL. */
@@ -158,7 +184,7 @@ await runJob(
   "warm-up",
   "warmup",
   benchBlueprint(workload, {
-    taskId: "bench-warmup",
+    taskId: `bench-warmup-${Date.now().toString(36)}`,
     moves: 1,
     moveSeconds: 2,
     transition: "cut",
@@ -167,6 +193,9 @@ await runJob(
   { CLIP_CACHE: "off" },
 );
 
+// Task rows persist in the embedded database: unique ids per invocation, or a completed row from an
+// earlier bench would make the job skip (idempotent retry) and the old output be measured.
+const runId = Date.now().toString(36);
 const results: Array<Measurement & { verified: string }> = [];
 const record = (m: Measurement, output?: string) => {
   let verified = "";
@@ -186,7 +215,7 @@ const record = (m: Measurement, output?: string) => {
 for (const transition of ["crossfade", "cut"] as const) {
   const output = `output/bench_${transition}.mp4`;
   const blueprint = benchBlueprint(workload, {
-    taskId: `bench-${transition}`,
+    taskId: `bench-${transition}-${runId}`,
     moves: moveCount,
     moveSeconds: MOVE_SECONDS,
     transition,
@@ -194,9 +223,26 @@ for (const transition of ["crossfade", "cut"] as const) {
   });
   const label = `job, ${transition === "cut" ? "cuts only" : `${moveCount - 1} crossfades`}`;
   await rm(cacheDir, { recursive: true, force: true });
+  await rm(path.join(workload.root, output), { force: true });
   record(await runJob(`${label}, cold`, `${transition}-cold`, blueprint), path.join(workload.root, output));
-  const again = { ...blueprint, task_id: `bench-${transition}-warm` };
+  const coldCopy = path.join(runDir, `${transition}-cold.mp4`);
+  await rename(path.join(workload.root, output), coldCopy).catch(() => {});
+  const again = { ...blueprint, task_id: `bench-${transition}-warm-${runId}` };
+  await rm(path.join(workload.root, output), { force: true });
   record(await runJob(`${label}, warm cache`, `${transition}-warm`, again), path.join(workload.root, output));
+  const ssim = minSsim(coldCopy, path.join(workload.root, output));
+  results.at(-1)!.verified += `, SSIM vs cold ≥ ${ssim.toFixed(4)}`;
+  process.stdout.write(`warm vs cold: min SSIM ${ssim.toFixed(4)} over every 30th frame\n`);
+  if (transition === "crossfade") {
+    const off = { ...blueprint, task_id: `bench-${transition}-off-${runId}` };
+    await rm(path.join(workload.root, output), { force: true });
+    record(
+      await runJob(`${label}, CLIP_CACHE=off (segments)`, `${transition}-off`, off, { CLIP_CACHE: "off" }),
+      path.join(workload.root, output),
+    );
+    const offSsim = minSsim(coldCopy, path.join(workload.root, output));
+    results.at(-1)!.verified += `, SSIM vs cache ≥ ${offSsim.toFixed(4)}`;
+  }
 }
 const old = await runOldPipeline(moveKeys);
 record(old, path.join(runDir, "old", "output.mp4"));

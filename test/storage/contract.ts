@@ -140,6 +140,26 @@ export function testStorageContract(options: StorageContractOptions): void {
       expect(await h.storage.exists(key)).toBe(true);
     });
 
+    it("describes an object without fetching it: size and a content hash that follows the bytes", async () => {
+      const p = prefix();
+      const a = randomBytes(20 * 1024);
+      await h.put(`${p}/clips/a.mp4`, a);
+      await h.put(`${p}/clips/same.mp4`, a);
+      await h.put(`${p}/clips/b.mp4`, randomBytes(20 * 1024));
+      const da = await h.storage.describe(`${p}/clips/a.mp4`);
+      expect(da.bytes).toBe(a.length);
+      expect(da.hash).toMatch(/^(sha256|md5|crc32c)-[0-9a-f]+/);
+      // A cache key: safe in a storage key (no '/', '+', '=').
+      expect(da.hash).toMatch(/^[a-z0-9-]+$/);
+      expect((await h.storage.describe(`${p}/clips/same.mp4`)).hash).toBe(da.hash);
+      expect((await h.storage.describe(`${p}/clips/b.mp4`)).hash).not.toBe(da.hash);
+      await h.put(`${p}/clips/a.mp4`, randomBytes(20 * 1024));
+      expect((await h.storage.describe(`${p}/clips/a.mp4`)).hash).not.toBe(da.hash);
+      const error = await expectJobError(h.storage.describe(`${p}/clips/missing.mp4`));
+      expect(error.code).toBe("STORAGE_NOT_FOUND");
+      expectPrivateFree(error);
+    });
+
     it("fails with STORAGE_NOT_FOUND naming the key (and nothing private) for a missing object", async () => {
       const key = `${prefix()}/clips/missing.mp4`;
       const error = await expectJobError(h.storage.fetch(key, await scratch()));

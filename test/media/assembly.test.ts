@@ -1,0 +1,166 @@
+/** The clip-cache assembly plan (pure): copy ranges, cut-ins, holds, keyframe alignment, exact tiling. */
+import { describe, expect, it } from "vitest";
+import {
+  type AssemblyItem,
+  cacheEncoderArgs,
+  cacheProfile,
+  concatQuote,
+  planAssembly,
+  planAssemblySteps,
+  profileId,
+} from "../../src/media/assembly.js";
+import { planRender } from "../../src/media/plan.js";
+import { fakeInfo, type MoveInput, makeBlueprint } from "./helpers.js";
+
+const song = fakeInfo({ hasVideo: false, hasAudio: true, duration: 60 });
+
+function plan(moves: MoveInput[], output = {}, clipSeconds = 10) {
+  const infos = new Map(moves.map((m) => [m.video_path, fakeInfo({ duration: clipSeconds })]));
+  return planRender(makeBlueprint(moves, output), infos, song);
+}
+
+function entries(keys: string[], frames = 300) {
+  return new Map(keys.map((key) => [key, { frames, file: `/cache/${key.replace("/", "_")}` }]));
+}
+
+function tiles(items: AssemblyItem[], total: number): void {
+  let next = 0;
+  for (const item of items) {
+    expect(item.startFrame).toBe(next);
+    expect(item.frames).toBeGreaterThan(0);
+    next += item.frames;
+  }
+  expect(next).toBe(total);
+}
+
+describe("planAssembly", () => {
+  it("copies a body from frame 0 whole: one copy item, nothing re-encoded", () => {
+    const p = plan([{ video_path: "clips/a.mp4", duration: 4 }]);
+    const items = planAssembly(p, entries(["clips/a.mp4"]), 15);
+    expect(items).toEqual([
+      { kind: "copy", move: 0, key: "clips/a.mp4", startFrame: 0, frames: 120, fromFrame: 0, toFrame: 120 },
+    ]);
+  });
+
+  it("re-encodes the cut-in up to the next keyframe, then copies from it (trim_start off the GOP)", () => {
+    const p = plan([{ video_path: "clips/a.mp4", duration: 2, trim_start: 1.1 }]);
+    const items = planAssembly(p, entries(["clips/a.mp4"]), 15);
+    // j0 = 33; next keyframe 45.
+    expect(items.map((i) => [i.kind, i.kind === "encode" ? i.role : "", i.startFrame, i.frames])).toEqual([
+      ["encode", "cut-in", 0, 12],
+      ["copy", "", 12, 48],
+    ]);
+    const copy = items[1]!;
+    expect(copy.kind === "copy" && [copy.fromFrame, copy.toFrame]).toEqual([45, 93]);
+    const cutIn = items[0]!;
+    expect(cutIn.kind === "encode" && cutIn.piece.kind === "body" && cutIn.piece.source).toEqual({
+      key: "clips/a.mp4",
+      start: 33 / 30,
+      frames: 12,
+    });
+    tiles(items, p.totalFrames);
+  });
+
+  it("holds past the entry's last frame in a re-encoded piece", () => {
+    const p = plan([{ video_path: "clips/a.mp4", duration: 3 }], {}, 2);
+    const items = planAssembly(p, entries(["clips/a.mp4"], 60), 15);
+    expect(items.map((i) => [i.kind, i.startFrame, i.frames])).toEqual([
+      ["copy", 0, 60],
+      ["encode", 60, 30],
+    ]);
+    const hold = items[1]!;
+    expect(hold.kind === "encode" && hold.role).toBe("hold");
+    expect(hold.kind === "encode" && hold.piece.kind === "body" && hold.piece.source.start).toBe(2);
+    tiles(items, 90);
+  });
+
+  it("re-encodes a whole body that has no keyframe inside it", () => {
+    const p = plan([{ video_path: "clips/a.mp4", duration: 0.3, trim_start: 0.1 }]);
+    const items = planAssembly(p, entries(["clips/a.mp4"]), 15);
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ kind: "encode", role: "body", frames: 9 });
+  });
+
+  it("keeps the first move's fade-in inside a re-encoded head; transitions are re-encoded; exact tiling", () => {
+    const moves: MoveInput[] = [
+      { video_path: "clips/a.mp4", duration: 4, transition_type: "fade_black", transition_duration: 0.6 },
+      { video_path: "clips/b.mp4", duration: 4, transition_type: "crossfade", trim_start: 2 },
+      { video_path: "clips/a.mp4", duration: 4, transition_type: "cut", trim_start: 0.5 },
+    ];
+    const p = plan(moves);
+    const items = planAssembly(p, entries(["clips/a.mp4", "clips/b.mp4"]), 15);
+    tiles(items, p.totalFrames);
+    const head = items[0]!;
+    // Fade over 18 frames → head up to keyframe 30, with the fade.
+    expect(head).toMatchObject({ kind: "encode", role: "cut-in", startFrame: 0, frames: 30 });
+    expect(head.kind === "encode" && head.piece.kind === "body" && head.piece.fadeIn).toEqual({
+      frames: 18,
+      colour: "black",
+    });
+    const transitions = items.filter((i) => i.kind === "encode" && i.role === "transition");
+    expect(transitions).toHaveLength(1);
+    expect(transitions[0]).toMatchObject({ startFrame: 120 - 15, frames: 15 });
+    // Every copy starts on a keyframe; moves still start on their frames.
+    for (const item of items) if (item.kind === "copy") expect(item.fromFrame % 15).toBe(0);
+    expect(items.some((i) => i.startFrame === 120)).toBe(true);
+    expect(items.some((i) => i.startFrame === 240)).toBe(true);
+  });
+
+  it("maps a trim_start off the frame grid to the nearest entry frame", () => {
+    const p = plan([{ video_path: "clips/a.mp4", duration: 1, trim_start: 0.51 }]);
+    const items = planAssembly(p, entries(["clips/a.mp4"]), 15);
+    // 0.51·30 = 15.3 → frame 15, a keyframe: copied whole.
+    expect(items).toEqual([
+      { kind: "copy", move: 0, key: "clips/a.mp4", startFrame: 0, frames: 30, fromFrame: 15, toFrame: 45 },
+    ]);
+  });
+});
+
+describe("planAssemblySteps", () => {
+  it("points the concat list into the entries with exact in/out points and re-encodes only the rest", () => {
+    const p = plan([
+      { video_path: "clips/a.mp4", duration: 2, trim_start: 1.1 },
+      { video_path: "clips/b.mp4", duration: 2, transition_type: "crossfade" },
+    ]);
+    const e = entries(["clips/a.mp4", "clips/b.mp4"]);
+    const items = planAssembly(p, e, 15);
+    const steps = planAssemblySteps(p, items, {
+      entries: e,
+      audio: "/in/song.m4a",
+      workDir: "/w",
+      output: "/o.mp4",
+    });
+    const encodes = items.filter((i) => i.kind === "encode").length;
+    expect(steps.pieces).toHaveLength(encodes + 1);
+    expect(steps.concatList.content).toContain("file '/cache/clips_a.mp4'\ninpoint 1.5\noutpoint 2.6\n");
+    expect(steps.final.args).toContain("-safe");
+    for (const step of steps.pieces.filter((s) => s.kind === "piece")) {
+      const args = step.args.join(" ");
+      expect(args).toContain(cacheEncoderArgs(p.video, 15).join(" "));
+      expect(args).toContain("-f mp4");
+    }
+  });
+
+  it("quotes file names for ffconcat", () => {
+    expect(concatQuote("/a/it's.mp4")).toBe("'/a/it'\\''s.mp4'");
+  });
+});
+
+describe("cache profile", () => {
+  it("differs by size, rate and encoder settings; is stable otherwise", () => {
+    const base = plan([{ video_path: "clips/a.mp4", duration: 1 }]);
+    const id = profileId(cacheProfile(base));
+    expect(profileId(cacheProfile(plan([{ video_path: "clips/b.mp4", duration: 2 }])))).toBe(id);
+    expect(
+      profileId(cacheProfile(plan([{ video_path: "clips/a.mp4", duration: 1 }], { frame_rate: 25 }))),
+    ).not.toBe(id);
+    const small = plan([{ video_path: "clips/a.mp4", duration: 1 }], {
+      resolution: { width: 640, height: 360 },
+    });
+    expect(profileId(cacheProfile(small))).not.toBe(id);
+    expect(profileId(cacheProfile(plan([{ video_path: "clips/a.mp4", duration: 1 }], { crf: 20 })))).not.toBe(
+      id,
+    );
+    expect(id).toMatch(/^[A-Za-z0-9_-]+$/);
+  });
+});
