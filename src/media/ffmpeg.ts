@@ -84,13 +84,21 @@ export function redactPaths(text: string): string {
   return text.replace(/(?:[A-Za-z]:)?(?:\/[^\s/'":,]+)+\/([^\s/'":,]+)/g, "$1");
 }
 
-/** The most useful line of FFmpeg's stderr: the last one that looks like an error. */
-function errorLine(stderr: string): string | undefined {
+/** Operating-system failures FFmpeg reports in passing; they say what to fix better than its last line. */
+const OS_ERRORS =
+  /No space left on device|Disk quota exceeded|Read-only file system|Cannot allocate memory|Too many open files|Permission denied/i;
+
+/**
+ * The most useful line of FFmpeg's stderr: one naming an OS failure (a full disk is otherwise
+ * reported as "Error initializing output stream"), else the last one that looks like an error.
+ */
+export function errorLine(stderr: string): string | undefined {
   const lines = stderr
     .split("\n")
     .map((line) => line.trim())
     .filter((line) => line !== "" && !isProgressLine(line));
   return (
+    lines.findLast((line) => OS_ERRORS.test(line)) ??
     lines.findLast((line) => /error|invalid|no such|failed|cannot|unable|not found|denied/i.test(line)) ??
     lines.at(-1)
   );

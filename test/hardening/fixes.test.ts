@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
+import { errorLine } from "../../src/media/ffmpeg.js";
 import { parseProbe } from "../../src/media/probe.js";
 import { createTaskStore, storableJson, storableText, type TaskResult } from "../../src/tasks/store.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
@@ -82,5 +83,21 @@ describe("a still image as a clip", () => {
   it("a stream without a duration that is not an image keeps the old message", () => {
     const probe = { streams: [{ codec_type: "video", codec_name: "h264", width: 2, height: 2 }], format: {} };
     expect(() => parseProbe(probe, "clips/x.mp4")).toThrow(/duration is unknown/);
+  });
+});
+
+describe("FFmpeg's reason for a full disk", () => {
+  it("names the OS error, not the last line", () => {
+    const stderr = [
+      "[mp4 @ 0x55] Could not write header: No space left on device",
+      "av_interleaved_write_frame(): No space left on device",
+      "Error initializing output stream 0:0 --",
+      "Conversion failed!",
+    ].join("\n");
+    expect(errorLine(stderr)).toBe("av_interleaved_write_frame(): No space left on device");
+    // Without an OS error, the last error-looking line as before.
+    expect(errorLine("Invalid data found when processing input\nframe=1\nConversion failed!")).toBe(
+      "Conversion failed!",
+    );
   });
 });
