@@ -215,18 +215,52 @@ export async function probeEntry(
  * reads their cached probes, plans, then finds or builds each clip's entry. Sources are fetched
  * only for missing probes or entries; in GCS mode each is deleted once normalised.
  */
+export interface PrepareCachedOptions {
+  config: Config;
+  logger: Logger;
+  signal: AbortSignal;
+  onProgress?: (p: CacheProgress) => void;
+  /** Test hook: the cache's GOP (default CACHE_GOP). */
+  gop?: number;
+}
+
+/**
+ * On the first failure (or an abort) everything still running is aborted and awaited before the
+ * error is thrown, so nothing writes into `workDir` after the caller removes it.
+ */
 export async function prepareCachedInputs(
   blueprint: Blueprint,
   storage: Storage,
   workDir: string,
-  options: {
-    config: Config;
-    logger: Logger;
-    signal: AbortSignal;
-    onProgress?: (p: CacheProgress) => void;
-    /** Test hook: the cache's GOP (default CACHE_GOP). */
-    gop?: number;
-  },
+  options: PrepareCachedOptions,
+): Promise<CachedInputs> {
+  const inner = new AbortController();
+  const forward = () => inner.abort(options.signal.reason);
+  if (options.signal.aborted) throw options.signal.reason;
+  options.signal.addEventListener("abort", forward, { once: true });
+  const pending = new Set<Promise<unknown>>();
+  const track = <T>(promise: Promise<T>): Promise<T> => {
+    pending.add(promise);
+    promise.catch(() => {});
+    return promise;
+  };
+  try {
+    return await prepare(blueprint, storage, workDir, { ...options, signal: inner.signal }, track);
+  } catch (error) {
+    inner.abort(error);
+    await Promise.allSettled([...pending]);
+    throw options.signal.aborted ? options.signal.reason : error;
+  } finally {
+    options.signal.removeEventListener("abort", forward);
+  }
+}
+
+async function prepare(
+  blueprint: Blueprint,
+  storage: Storage,
+  workDir: string,
+  options: PrepareCachedOptions,
+  track: <T>(promise: Promise<T>) => Promise<T>,
 ): Promise<CachedInputs> {
   const { config, signal } = options;
   const logger = options.logger.child({ component: "clip-cache" });
@@ -241,15 +275,12 @@ export async function prepareCachedInputs(
   const limit = pLimit(Math.max(1, config.fetchConcurrency));
   const stats: CacheStats = { hits: 0, built: 0, rejected: 0, sourcesFetched: 0 };
 
-  // The song always; the clips only described (content hash from metadata or the local file).
-  const songPromise = fetchMedia(storage, [blueprint.audio_path], mediaDir, {
-    concurrency: 1,
-    signal,
-    logger,
-  });
+  // The clips are only described (content hash from metadata or the local file), not fetched.
   const hashes = new Map(
     await Promise.all(
-      clipKeys.map((key) => limit(async () => [key, (await storage.describe(key, signal)).hash] as const)),
+      clipKeys.map((key) =>
+        track(limit(async () => [key, (await storage.describe(key, signal)).hash] as const)),
+      ),
     ),
   );
   const hashOf = (key: string) => hashes.get(key)!;
@@ -259,10 +290,12 @@ export async function prepareCachedInputs(
   const source = (key: string): Promise<string> => {
     let file = sources.get(key);
     if (file === undefined) {
-      file = storage.fetch(key, mediaDir, signal).then((f) => {
-        stats.sourcesFetched += 1;
-        return f.path;
-      });
+      file = track(
+        storage.fetch(key, mediaDir, signal).then((f) => {
+          stats.sourcesFetched += 1;
+          return f.path;
+        }),
+      );
       sources.set(key, file);
     }
     return file;
@@ -277,25 +310,29 @@ export async function prepareCachedInputs(
   const infos = new Map<string, MediaInfo>();
   await Promise.all(
     clipKeys.map((key) =>
-      limit(async () => {
-        const probeKey = cacheKey(prefix, "sources", `${hashOf(key)}.json`);
-        const cached = validInfo(await readJson(storage, probeKey, metaDir, logger, signal));
-        if (cached !== undefined) {
-          infos.set(key, cached);
-          return;
-        }
-        const info = await probeMedia(await source(key), key, probeOptions);
-        infos.set(key, info);
-        if (!info.hasVideo) return;
-        const file = path.join(metaDir, `${randomUUID()}.json`);
-        await mkdir(metaDir, { recursive: true });
-        await writeFile(file, JSON.stringify(info));
-        await publish(storage, file, probeKey, "application/json", logger);
-        await rm(file, { force: true });
-      }),
+      track(
+        limit(async () => {
+          const probeKey = cacheKey(prefix, "sources", `${hashOf(key)}.json`);
+          const cached = validInfo(await readJson(storage, probeKey, metaDir, logger, signal));
+          if (cached !== undefined) {
+            infos.set(key, cached);
+            return;
+          }
+          const info = await probeMedia(await source(key), key, probeOptions);
+          infos.set(key, info);
+          if (!info.hasVideo) return;
+          const file = path.join(metaDir, `${randomUUID()}.json`);
+          await mkdir(metaDir, { recursive: true });
+          await writeFile(file, JSON.stringify(info));
+          await publish(storage, file, probeKey, "application/json", logger);
+          await rm(file, { force: true });
+        }),
+      ),
     ),
   );
-  const song = (await songPromise).get(blueprint.audio_path)!.path;
+  const song = (
+    await fetchMedia(storage, [blueprint.audio_path], mediaDir, { concurrency: 1, signal, logger })
+  ).get(blueprint.audio_path)!.path;
   const audioInfo = await probeMedia(song, blueprint.audio_path, probeOptions);
   const plan = planRender(blueprint, infos, audioInfo);
   const profile = cacheProfile(plan, gop);
@@ -307,46 +344,48 @@ export async function prepareCachedInputs(
   let looked = 0;
   await Promise.all(
     clipKeys.map((key) =>
-      limit(async () => {
-        const hash = hashOf(key);
-        const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
-        const metaKey = cacheKey(prefix, profileDir, `${hash}.json`);
-        const rawMeta = await readJson(storage, metaKey, metaDir, logger, signal);
-        const reject = (reason: string) => {
-          stats.rejected += 1;
-          logger.warn(
-            { key, entry: entryKey, reason },
-            `Clip cache: rejected the entry for ${key} (${reason}); rebuilding it`,
-          );
-          missing.push(key);
-        };
-        try {
-          if (rawMeta === undefined) {
+      track(
+        limit(async () => {
+          const hash = hashOf(key);
+          const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
+          const metaKey = cacheKey(prefix, profileDir, `${hash}.json`);
+          const rawMeta = await readJson(storage, metaKey, metaDir, logger, signal);
+          const reject = (reason: string) => {
+            stats.rejected += 1;
+            logger.warn(
+              { key, entry: entryKey, reason },
+              `Clip cache: rejected the entry for ${key} (${reason}); rebuilding it`,
+            );
             missing.push(key);
-            return;
-          }
-          const meta = validMeta(rawMeta, profile, hash);
-          if (meta === undefined) return reject("sidecar does not match");
-          let fetched: { path: string; bytes: number };
+          };
           try {
-            fetched = await storage.fetch(entryKey, entryDir, signal);
-          } catch (error) {
-            if (signal.aborted) throw signal.reason;
-            return reject(isJobError(error) ? error.message : "entry unreadable");
+            if (rawMeta === undefined) {
+              missing.push(key);
+              return;
+            }
+            const meta = validMeta(rawMeta, profile, hash);
+            if (meta === undefined) return reject("sidecar does not match");
+            let fetched: { path: string; bytes: number };
+            try {
+              fetched = await storage.fetch(entryKey, entryDir, signal);
+            } catch (error) {
+              if (signal.aborted) throw signal.reason;
+              return reject(isJobError(error) ? error.message : "entry unreadable");
+            }
+            if (fetched.bytes !== meta.bytes) return reject(`size ${fetched.bytes}, expected ${meta.bytes}`);
+            if ((await sha256File(fetched.path, signal)) !== meta.sha256) return reject("checksum mismatch");
+            const probed = await probeEntry(fetched.path, profile, probeOptions);
+            if ("reason" in probed) return reject(probed.reason);
+            if (probed.frames !== meta.frames)
+              return reject(`${probed.frames} frames, expected ${meta.frames}`);
+            entries.set(key, { file: fetched.path, frames: probed.frames });
+            stats.hits += 1;
+          } finally {
+            looked += 1;
+            options.onProgress?.({ phase: "lookup", done: looked, total: clipKeys.length });
           }
-          if (fetched.bytes !== meta.bytes) return reject(`size ${fetched.bytes}, expected ${meta.bytes}`);
-          if ((await sha256File(fetched.path, signal)) !== meta.sha256) return reject("checksum mismatch");
-          const probed = await probeEntry(fetched.path, profile, probeOptions);
-          if ("reason" in probed) return reject(probed.reason);
-          if (probed.frames !== meta.frames)
-            return reject(`${probed.frames} frames, expected ${meta.frames}`);
-          entries.set(key, { file: fetched.path, frames: probed.frames });
-          stats.hits += 1;
-        } finally {
-          looked += 1;
-          options.onProgress?.({ phase: "lookup", done: looked, total: clipKeys.length });
-        }
-      }),
+        }),
+      ),
     ),
   );
 
@@ -355,65 +394,67 @@ export async function prepareCachedInputs(
   let built = 0;
   await Promise.all(
     missing.map((key) =>
-      builds(async () => {
-        signal.throwIfAborted();
-        const hash = hashOf(key);
-        const info = infos.get(key)!;
-        const file = path.join(entryDir, `${hash}.${randomUUID().slice(0, 8)}.mp4`);
-        const { args, timeoutMs } = entryBuildArgs(
-          { file: await source(key), fit: plan.sources[key]!.fit, duration: info.duration },
-          plan,
-          file,
-          gop,
-        );
-        const started = performance.now();
-        await runFfmpeg(args, {
-          ffmpegPath: config.ffmpegPath,
-          timeoutMs,
-          signal,
-          logger,
-          label: `normalising ${key} for the clip cache`,
-          expectedSeconds: info.duration,
-        });
-        await dropSource(key);
-        const probed = await probeEntry(file, profile, probeOptions);
-        if ("reason" in probed) {
-          throw new JobError(`Normalising ${key} produced an unusable file (${probed.reason})`, {
-            code: "FFMPEG_FAILED",
-          });
-        }
-        const bytes = (await stat(file)).size;
-        const meta: EntryMeta = {
-          version: 1,
-          profile,
-          sourceHash: hash,
-          frames: probed.frames,
-          bytes,
-          sha256: await sha256File(file, signal),
-        };
-        const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
-        // Entry first, sidecar last: a reader never finds a sidecar without its entry.
-        if (await publish(storage, file, entryKey, "video/mp4", logger)) {
-          const metaFile = `${file}.json`;
-          await writeFile(metaFile, JSON.stringify(meta));
-          await publish(
-            storage,
-            metaFile,
-            cacheKey(prefix, profileDir, `${hash}.json`),
-            "application/json",
-            logger,
+      track(
+        builds(async () => {
+          signal.throwIfAborted();
+          const hash = hashOf(key);
+          const info = infos.get(key)!;
+          const file = path.join(entryDir, `${hash}.${randomUUID().slice(0, 8)}.mp4`);
+          const { args, timeoutMs } = entryBuildArgs(
+            { file: await source(key), fit: plan.sources[key]!.fit, duration: info.duration },
+            plan,
+            file,
+            gop,
           );
-          await rm(metaFile, { force: true });
-        }
-        entries.set(key, { file, frames: probed.frames });
-        stats.built += 1;
-        built += 1;
-        logger.info(
-          { key, frames: probed.frames, bytes, duration_ms: Math.round(performance.now() - started) },
-          `Clip cache: normalised ${key}`,
-        );
-        options.onProgress?.({ phase: "build", done: built, total: missing.length });
-      }),
+          const started = performance.now();
+          await runFfmpeg(args, {
+            ffmpegPath: config.ffmpegPath,
+            timeoutMs,
+            signal,
+            logger,
+            label: `normalising ${key} for the clip cache`,
+            expectedSeconds: info.duration,
+          });
+          await dropSource(key);
+          const probed = await probeEntry(file, profile, probeOptions);
+          if ("reason" in probed) {
+            throw new JobError(`Normalising ${key} produced an unusable file (${probed.reason})`, {
+              code: "FFMPEG_FAILED",
+            });
+          }
+          const bytes = (await stat(file)).size;
+          const meta: EntryMeta = {
+            version: 1,
+            profile,
+            sourceHash: hash,
+            frames: probed.frames,
+            bytes,
+            sha256: await sha256File(file, signal),
+          };
+          const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
+          // Entry first, sidecar last: a reader never finds a sidecar without its entry.
+          if (await publish(storage, file, entryKey, "video/mp4", logger)) {
+            const metaFile = `${file}.json`;
+            await writeFile(metaFile, JSON.stringify(meta));
+            await publish(
+              storage,
+              metaFile,
+              cacheKey(prefix, profileDir, `${hash}.json`),
+              "application/json",
+              logger,
+            );
+            await rm(metaFile, { force: true });
+          }
+          entries.set(key, { file, frames: probed.frames });
+          stats.built += 1;
+          built += 1;
+          logger.info(
+            { key, frames: probed.frames, bytes, duration_ms: Math.round(performance.now() - started) },
+            `Clip cache: normalised ${key}`,
+          );
+          options.onProgress?.({ phase: "build", done: built, total: missing.length });
+        }),
+      ),
     ),
   );
   // Sources fetched only for their probe are no longer needed either.
