@@ -98,8 +98,9 @@ function localEnv(taskId: string, text: string, extra: Record<string, string> = 
     TASK_ID: taskId,
     USER_ID: String(USER_ID),
     BLUEPRINT_JSON: text,
-    // The render pipeline without the clip cache: with it, a failed song download crashes the
-    // process (open bug, case song-missing-clip-cache), which would mask every fault here.
+    // The render pipeline without the clip cache: its own storage traffic (describe, entry
+    // publishing) would change which request each scripted fault hits. The cache path is loaded
+    // in load.test.ts and scale.load.ts.
     CLIP_CACHE: "off",
     ...h.dbEnv(),
     ...extra,
