@@ -171,15 +171,22 @@ describe("storage faults (GCS mode, through the fault proxy)", () => {
     proxy.inject({ kind: "reset", afterBytes: 2000, times: 2, match: DOWNLOAD });
     const run = await runCli({ env, killAfterMs: 120_000 });
     expect(proxy.requests.filter((r) => r.outcome === "reset").length).toBeGreaterThan(0);
-    // Today (open bug, see cases.ts): the download promise never settles, the event loop runs
-    // dry and Node exits 13 ("unsettled top-level await"); nothing is recorded or cleaned. When
-    // this fails, the bug is fixed: the case's outcome becomes "completed" (retried).
+    // Open bug (see cases.ts), intermittent: sometimes the reset download is retried and the job
+    // completes; sometimes its promise never settles, the event loop runs dry and Node exits 13
+    // ("unsettled top-level await") with the row left running and the temp dir left. Exactly
+    // one of the two; anything else fails.
     const task = await h.row(taskId);
-    expect(run.code, run.stderr).toBe(13);
-    expect(task.status).toBe("running");
-    expect(task.stage).toBe("fetching");
-    expect(readdirSync(h.tmp).length).toBeGreaterThan(0);
-    for (const name of readdirSync(h.tmp)) rmSync(path.join(h.tmp, name), { recursive: true, force: true });
+    if (run.code === 0) {
+      expect(task.status).toBe("completed");
+      expectNoTemp(h);
+    } else {
+      console.warn("gcs-reset: the open hang happened (exit 13)");
+      expect(run.code, run.stderr).toBe(13);
+      expect(task.status).toBe("running");
+      expect(task.stage).toBe("fetching");
+      expect(readdirSync(h.tmp).length).toBeGreaterThan(0);
+      for (const name of readdirSync(h.tmp)) rmSync(path.join(h.tmp, name), { recursive: true, force: true });
+    }
     await rerun(taskId, env, true);
   });
 
