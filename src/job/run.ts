@@ -257,10 +257,15 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
     const blueprintSha256 = createHash("sha256")
       .update(input.blueprintText ?? "")
       .digest("hex");
-    await store.upload(outputFile, outputKey, {
-      contentType: contentTypeFor(outputKey),
-      metadata: { task_id: taskId, blueprint_sha256: blueprintSha256 },
-    });
+    await store.upload(
+      outputFile,
+      outputKey,
+      {
+        contentType: contentTypeFor(outputKey),
+        metadata: { task_id: taskId, blueprint_sha256: blueprintSha256 },
+      },
+      signal,
+    );
     throwIfAborted();
 
     await enterStage("cleanup", "Cleaning up");

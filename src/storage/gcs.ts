@@ -1,4 +1,4 @@
-import { createWriteStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
@@ -24,11 +24,19 @@ export interface GcsStorageOptions {
   projectId?: string;
   logger: Logger;
   retry?: GcsRetryOptions;
+  /**
+   * An attempt that moves no byte for this long is abandoned and retried (default 20 000 ms): a connection
+   * can die without an error or an end (seen after a reset mid-download), and nothing else would notice.
+   */
+  stallTimeoutMs?: number;
 }
 
 const DRIVER_NAME = "gcs";
 const DEFAULT_ATTEMPTS = 3;
 const DEFAULT_MIN_DELAY_MS = 2000;
+const DEFAULT_STALL_TIMEOUT_MS = 20_000;
+/** Uploads larger than this use a resumable session (as the SDK's own `bucket.upload` does). */
+const RESUMABLE_ABOVE_BYTES = 5 * 1024 * 1024;
 
 export type FailureKind = "not_found" | "denied" | "invalid" | "transient" | "other";
 
@@ -125,6 +133,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
     throw new TypeError(`retry.minDelayMs must be a number ≥ 0, received ${String(minDelayMs)}`);
   }
   const { logger } = options;
+  const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   let bucketPromise: Promise<Bucket> | undefined;
 
   const getBucket = () => {
@@ -197,45 +206,46 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
       await withRetry(
         "download",
         key,
-        async () => {
-          // A failed attempt's bytes never survive into the next one.
-          await rm(partial, { force: true });
-          try {
-            // Checksum and size come from the object's metadata and the download is pinned to
-            // that generation, so a concurrent overwrite cannot mix two versions. The check is
-            // ours: the SDK skips its own when a server omits x-goog-stored-content-encoding
-            // (the emulator does).
-            const [metadata] = await bucket.file(key).getMetadata();
-            const gzipped = metadata.contentEncoding === "gzip";
-            const file = bucket.file(key, { generation: metadata.generation });
-            const crc = new CRC32C();
-            let received = 0;
-            const hash = new Transform({
-              transform(chunk: Buffer, _encoding, done) {
-                crc.update(chunk);
-                received += chunk.length;
-                done(null, chunk);
-              },
-            });
-            // Objects stored gzip are served decompressed: only the SDK can check those.
-            const source = file.createReadStream({ validation: gzipped ? "crc32c" : false });
-            const sink = createWriteStream(partial);
-            await (signal === undefined
-              ? pipeline(source, hash, sink)
-              : pipeline(source, hash, sink, { signal }));
-            if (!gzipped) {
-              const sizeOk = metadata.size === undefined || Number(metadata.size) === received;
-              if (!sizeOk || (metadata.crc32c !== undefined && !crc.validate(metadata.crc32c))) {
-                throw Object.assign(new Error("downloaded bytes do not match the object's checksum"), {
-                  code: "CONTENT_DOWNLOAD_MISMATCH",
-                });
-              }
-            }
-          } catch (error) {
+        () =>
+          guardStall(stallTimeoutMs, signal, async (attemptSignal, touch) => {
+            // A failed attempt's bytes never survive into the next one.
             await rm(partial, { force: true });
-            throw error;
-          }
-        },
+            try {
+              // Checksum and size come from the object's metadata and the download is pinned to
+              // that generation, so a concurrent overwrite cannot mix two versions. The check is
+              // ours: the SDK skips its own when a server omits x-goog-stored-content-encoding
+              // (the emulator does).
+              const [metadata] = await untilAborted(bucket.file(key).getMetadata(), attemptSignal);
+              touch();
+              const gzipped = metadata.contentEncoding === "gzip";
+              const file = bucket.file(key, { generation: metadata.generation });
+              const crc = new CRC32C();
+              let received = 0;
+              const hash = new Transform({
+                transform(chunk: Buffer, _encoding, done) {
+                  touch();
+                  crc.update(chunk);
+                  received += chunk.length;
+                  done(null, chunk);
+                },
+              });
+              // Objects stored gzip are served decompressed: only the SDK can check those.
+              const source = file.createReadStream({ validation: gzipped ? "crc32c" : false });
+              const sink = createWriteStream(partial);
+              await pipeline(source, hash, sink, { signal: attemptSignal });
+              if (!gzipped) {
+                const sizeOk = metadata.size === undefined || Number(metadata.size) === received;
+                if (!sizeOk || (metadata.crc32c !== undefined && !crc.validate(metadata.crc32c))) {
+                  throw Object.assign(new Error("downloaded bytes do not match the object's checksum"), {
+                    code: "CONTENT_DOWNLOAD_MISMATCH",
+                  });
+                }
+              }
+            } catch (error) {
+              await rm(partial, { force: true });
+              throw error;
+            }
+          }),
         signal,
       );
       await rename(partial, destination);
@@ -268,17 +278,37 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
       return found;
     },
 
-    async upload(localPath: string, rawKey: string, uploadOptions: UploadOptions): Promise<void> {
+    async upload(
+      localPath: string,
+      rawKey: string,
+      uploadOptions: UploadOptions,
+      signal?: AbortSignal,
+    ): Promise<void> {
       const key = checkKey(rawKey);
       const bucket = await getBucket();
-      // Never `chunkSize`: one request per attempt (and the emulator breaks chunked uploads).
-      await withRetry("upload", key, () =>
-        bucket.upload(localPath, {
-          destination: key,
-          contentType: uploadOptions.contentType,
-          metadata: { contentType: uploadOptions.contentType, metadata: { ...uploadOptions.metadata } },
-          validation: "crc32c",
-        }),
+      // Streamed so that an abort (SIGTERM) or a stall destroys the request: a single-request upload
+      // that never completes creates no object. Never `chunkSize` (the emulator breaks chunked uploads).
+      await withRetry(
+        "upload",
+        key,
+        () =>
+          guardStall(stallTimeoutMs, signal, async (attemptSignal, touch) => {
+            const { size } = await stat(localPath);
+            const progress = new Transform({
+              transform(chunk: Buffer, _encoding, done) {
+                touch();
+                done(null, chunk);
+              },
+            });
+            const target = bucket.file(key).createWriteStream({
+              resumable: size > RESUMABLE_ABOVE_BYTES,
+              contentType: uploadOptions.contentType,
+              metadata: { contentType: uploadOptions.contentType, metadata: { ...uploadOptions.metadata } },
+              validation: "crc32c",
+            });
+            await pipeline(createReadStream(localPath), progress, target, { signal: attemptSignal });
+          }),
+        signal,
       );
     },
 
@@ -286,6 +316,56 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
       return `gs://${bucketName}/${checkKey(rawKey)}`;
     },
   };
+}
+
+/**
+ * Runs one attempt under its own signal, aborted when `outer` is or when no byte has moved for
+ * `stallMs` (`touch` marks progress); a stall surfaces as a transient ETIMEDOUT.
+ */
+async function guardStall<T>(
+  stallMs: number,
+  outer: AbortSignal | undefined,
+  attempt: (signal: AbortSignal, touch: () => void) => Promise<T>,
+): Promise<T> {
+  const stall = new AbortController();
+  const timer = setTimeout(() => {
+    stall.abort(
+      Object.assign(new Error(`no data moved for ${Math.round(stallMs / 100) / 10} s`), {
+        code: "ETIMEDOUT",
+      }),
+    );
+  }, stallMs);
+  const signal = outer === undefined ? stall.signal : AbortSignal.any([outer, stall.signal]);
+  try {
+    return await untilAborted(
+      attempt(signal, () => timer.refresh()),
+      signal,
+    );
+  } catch (error) {
+    if (stall.signal.aborted && outer?.aborted !== true) throw stall.signal.reason;
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Settles with `promise`, or rejects with the signal's reason as soon as it aborts (the call itself may go on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 function toError(reason: unknown): Error {

@@ -131,8 +131,14 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
       return (await stat(real)).isFile();
     },
 
-    async upload(localPath: string, rawKey: string, _options: UploadOptions): Promise<void> {
+    async upload(
+      localPath: string,
+      rawKey: string,
+      _options: UploadOptions,
+      signal?: AbortSignal,
+    ): Promise<void> {
       const key = assertStorageKey(rawKey);
+      signal?.throwIfAborted();
       const dir = await ensureParent(key);
       const target = path.join(dir, path.posix.basename(key));
       // Same directory as the target, so the rename is atomic; dot-prefixed and unique.
@@ -145,10 +151,13 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
         } finally {
           await handle.close();
         }
+        // Aborted (SIGTERM) while copying: nothing is published.
+        signal?.throwIfAborted();
         // Replaces a symlink at the target itself, never the file it points to.
         await rename(temp, target);
       } catch (error) {
         await rm(temp, { force: true }).catch(() => {});
+        if (signal?.aborted) throw signal.reason;
         const code = errnoCode(error);
         if (code === "EISDIR" || code === "ENOTEMPTY" || code === "EEXIST") {
           throw new JobError(`Cannot write ${key}: a directory is in the way`, {

@@ -32,7 +32,7 @@ export interface Storage {
   /** Size and content hash of the object at `key`; STORAGE_NOT_FOUND when it does not exist. */
   describe(key: string, signal?: AbortSignal): Promise<ObjectDescription>;
   /** Publishes a local file at `key` atomically: readers see the old object or the whole new one. */
-  upload(localPath: string, key: string, options: UploadOptions): Promise<void>;
+  upload(localPath: string, key: string, options: UploadOptions, signal?: AbortSignal): Promise<void>;
   /** The URL recorded in the task row: `file://<absolute path>` or `gs://<bucket>/<key>`. */
   url(key: string): string;
   /** Releases clients and sockets. */

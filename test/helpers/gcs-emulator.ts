@@ -4,12 +4,16 @@
  * needs it; the GCS JSON API used by @google-cloud/storage does not). Fails loudly if it cannot
  * start: a storage suite must never skip silently.
  */
+import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 
 const require = createRequire(import.meta.url);
 
 interface StorageEmulatorInstance {
+  getPersistenceTmpDir(): string;
   _rulesRuntime: { start: () => Promise<void>; stop: () => Promise<void> };
   _rulesManager: unknown;
 }
@@ -86,7 +90,15 @@ export async function startGcsEmulator(): Promise<GcsEmulator> {
   const started = performance.now();
   const { StorageEmulator, EmulatorRegistry } = loadModules();
   const port = await freePort();
-  const emulator = new StorageEmulator({
+  // Blobs go to os.tmpdir()/firebase/storage/blobs by default, shared by every emulator on the machine:
+  // one suite stopping its emulator deleted another's files. Each emulator gets its own directory.
+  const blobs = mkdtempSync(path.join(os.tmpdir(), "gcs-emulator-"));
+  const PrivateStorageEmulator = class extends StorageEmulator {
+    override getPersistenceTmpDir(): string {
+      return blobs;
+    }
+  };
+  const emulator = new PrivateStorageEmulator({
     projectId: EMULATOR_PROJECT_ID,
     host: "127.0.0.1",
     port,
@@ -101,6 +113,7 @@ export async function startGcsEmulator(): Promise<GcsEmulator> {
     await waitForPort(port, 10_000);
   } catch (error) {
     await EmulatorRegistry.stop("storage").catch(() => {});
+    rmSync(blobs, { recursive: true, force: true });
     throw new Error(`The GCS emulator failed to start on 127.0.0.1:${port}`, { cause: error });
   }
   let stopped = false;
@@ -111,6 +124,7 @@ export async function startGcsEmulator(): Promise<GcsEmulator> {
       if (stopped) return;
       stopped = true;
       await EmulatorRegistry.stop("storage");
+      rmSync(blobs, { recursive: true, force: true });
     },
   };
 }

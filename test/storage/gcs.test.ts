@@ -230,6 +230,42 @@ describe("gcs storage: uploads and retries", () => {
     expect(downloads(k)).toHaveLength(1);
   });
 
+  it("abandons a download that stalls (no byte for stallTimeoutMs) and retries it", async () => {
+    const { storage, lines } = gcs({ stallTimeoutMs: 400 });
+    const k = key("clips/stalled.mp4");
+    const data = randomBytes(32 * 1024);
+    await put(k, data);
+    proxy.reset();
+    proxy.inject({ kind: "delay", ms: 5_000, times: 1, match: { path: "alt=media" } });
+    const dir = await mkdtemp(path.join(work, "stall-"));
+    const started = performance.now();
+    const fetched = await storage.fetch(k, dir);
+    expect(performance.now() - started).toBeLessThan(4_000);
+    expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
+    expect(await readdir(dir)).toEqual([path.basename(fetched.path)]);
+    expect(lines.filter((line) => line.severity === "WARNING").map((line) => line["reason"])).toEqual([
+      "ETIMEDOUT",
+    ]);
+  });
+
+  it("aborts a hanging upload when the signal aborts, and publishes nothing", async () => {
+    const { storage } = gcs();
+    const k = key("output/aborted.mp4");
+    const file = path.join(work, "aborted-upload.mp4");
+    await writeFile(file, randomBytes(64 * 1024));
+    proxy.reset();
+    proxy.inject({ kind: "delay", ms: 10_000, times: 1, match: { method: "POST", path: "/upload/" } });
+    const controller = new AbortController();
+    const reason = new Error("Job terminated: SIGTERM");
+    setTimeout(() => controller.abort(reason), 300);
+    const started = performance.now();
+    await expect(
+      storage.upload(file, k, { contentType: "video/mp4", metadata: {} }, controller.signal),
+    ).rejects.toBe(reason);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect((await direct.file(k).exists())[0]).toBe(false);
+  });
+
   it("does not load or build a client before the first call", async () => {
     const { storage } = gcs({ bucket: "never-used-bucket" });
     expect(storage.url("a/b.mp4")).toBe("gs://never-used-bucket/a/b.mp4");
