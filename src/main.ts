@@ -7,6 +7,7 @@ import { formatIssues, summarizeBlueprint } from "./blueprint/summary.js";
 import { parseCli, USAGE } from "./cli.js";
 import { type Config, loadConfig, readEnvironment } from "./config.js";
 import { coerceError, JobError } from "./errors.js";
+import { clipCacheApplies } from "./job/clip-cache.js";
 import { prepareInputs } from "./job/inputs.js";
 import { createProgressBar } from "./job/progress-bar.js";
 import { runJob } from "./job/run.js";
@@ -74,6 +75,12 @@ async function dryRun(
       "",
       `Render plan: ${plan.width}x${plan.height} @ ${plan.fps} fps, ${plan.totalFrames} frames (${plan.duration.toFixed(3)} s)`,
       ...plan.warnings.map((warning) => `warning: ${warning}`),
+      ...(clipCacheApplies(config, parsed.blueprint)
+        ? [
+            `Clip cache on (${config.clipCachePrefix}): a run stream-copies move bodies from cached normalised clips` +
+              " and re-encodes only transition windows, cut-ins and holds; the commands below are the uncached path.",
+          ]
+        : []),
       `FFmpeg commands (${commands.length}):`,
       ...commands.map((args) => `${config.ffmpegPath} ${args.map(shellQuote).join(" ")}`),
     ];

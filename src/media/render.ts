@@ -101,8 +101,14 @@ export async function renderSteps(
   const limit = pLimit(Math.max(1, options.concurrency ?? 2));
   // A failed piece stops the queue: pieces not yet started are skipped, running ones finish or fail.
   let failed = false;
+  // The song is one long run (the whole timeline's audio): start it first so it overlaps the video pieces
+  // instead of running alone on one core at the end.
+  const ordered = [
+    ...steps.pieces.filter((s) => s.kind === "audio"),
+    ...steps.pieces.filter((s) => s.kind !== "audio"),
+  ];
   const results = await Promise.allSettled(
-    steps.pieces.map((step) =>
+    ordered.map((step) =>
       limit(async () => {
         if (failed || signal.aborted) return;
         try {
