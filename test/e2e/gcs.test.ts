@@ -9,9 +9,9 @@ import path from "node:path";
 import { Storage } from "@google-cloud/storage";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { runCli } from "../helpers/cli.js";
 import { EMULATOR_PROJECT_ID, type GcsEmulator, startGcsEmulator } from "../helpers/gcs-emulator.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
-import { runCli } from "./cli.js";
 import { makeClip, makeSong, probeVideo } from "./media.js";
 
 const BUCKET = "e2e-media";

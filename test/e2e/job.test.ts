@@ -3,8 +3,8 @@ import os from "node:os";
 import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type Run, runCli } from "../helpers/cli.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
-import { type CliRun, runCli } from "./cli.js";
 import { makeClip, makeSong, probeVideo } from "./media.js";
 
 const DB_PASSWORD = "e2e-Secret-Pa55word";
@@ -15,7 +15,7 @@ let postgres: TestPostgres;
 let pool: pg.Pool;
 let root: string;
 let tmp: string;
-const outputs: CliRun[] = [];
+const outputs: Run[] = [];
 
 interface MoveSpec {
   clip: string;
