@@ -1,5 +1,4 @@
 import path from "node:path";
-import pLimit from "p-limit";
 import type { Blueprint } from "../blueprint/types.js";
 import type { Config } from "../config.js";
 import { JobError } from "../errors.js";
@@ -8,9 +7,6 @@ import { planRender, type RenderPlan } from "../media/plan.js";
 import { probeMedia } from "../media/probe.js";
 import { fetchMedia } from "../storage/fetch-media.js";
 import type { Storage } from "../storage/storage.js";
-
-/** Probes at once: cheap in CPU, but each is a process with its own memory. */
-const PROBE_CONCURRENCY = 4;
 
 export interface PreparedInputs {
   plan: RenderPlan;
@@ -48,14 +44,10 @@ export async function prepareInputs(
     return file.path;
   };
   const probeOptions = { ffprobePath: config.ffprobePath, signal };
-  // Each ffprobe is a process of ~20 MB: 29 at once cost ~500 MB of a 512 MiB budget.
-  const probeLimit = pLimit(PROBE_CONCURRENCY);
   const audioInfo = await probeMedia(localPath(blueprint.audio_path), blueprint.audio_path, probeOptions);
   const clipInfos = new Map(
     await Promise.all(
-      clipKeys.map((key) =>
-        probeLimit(async () => [key, await probeMedia(localPath(key), key, probeOptions)] as const),
-      ),
+      clipKeys.map(async (key) => [key, await probeMedia(localPath(key), key, probeOptions)] as const),
     ),
   );
   const plan = planRender(blueprint, clipInfos, audioInfo);

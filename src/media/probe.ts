@@ -3,6 +3,7 @@
  * (editly's `readVideoFileInfo` habit): `parseProbe` is pure, `probeMedia` runs ffprobe.
  */
 import { stat } from "node:fs/promises";
+import pLimit from "p-limit";
 import { JobError } from "../errors.js";
 import { runFfprobeJson } from "./ffmpeg.js";
 
@@ -176,6 +177,12 @@ function describe(kind: MediaKind | undefined, key: string): string {
  * Probes a local file fetched from storage key `key`. Unreadable, empty or stream-less files (and,
  * with `kind`, a clip without video or a song without audio) fail with MEDIA_INVALID naming the key.
  */
+/**
+ * ffprobe processes at once, across every caller: each is cheap in CPU but ~20 MB of memory, and 29 at once
+ * cost ~500 MB of the 512 MiB budget.
+ */
+const probeSlots = pLimit(4);
+
 export async function probeMedia(
   file: string,
   key: string,
@@ -193,7 +200,7 @@ export async function probeMedia(
       },
     );
   }
-  const result = await runFfprobeJson(["-show_format", "-show_streams", file], options);
+  const result = await probeSlots(() => runFfprobeJson(["-show_format", "-show_streams", file], options));
   if (!result.ok) {
     throw new JobError(`${describe(options.kind, key)}: ${result.reason}`, { code: "MEDIA_INVALID" });
   }
