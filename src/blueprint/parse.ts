@@ -2,6 +2,7 @@
  * Blueprint text or value → a validated, normalised `Blueprint`, or every problem at once (SPEC §3).
  * Pure and total: no I/O, and no input makes these functions throw.
  */
+import { absorbShortMoves } from "./absorb.js";
 import { fromZodIssue, sortIssues } from "./issues.js";
 import { applyRules, type RuleResult } from "./rules.js";
 import { type BlueprintDocument, BlueprintSchema, LIMITS } from "./schema.js";
@@ -102,16 +103,19 @@ function buildBlueprint(
     fade_duration: config.fade_duration,
     normalize_audio: config.normalize_audio,
   };
+  // Desugared once: moves shorter than 2 frames merge into a neighbour (the generator's remainders).
+  const absorbed = absorbShortMoves(moves, output.frame_rate);
   return {
     task_id: doc.task_id,
     audio_path: keys.audio,
     ...(doc.audio_tempo !== undefined && { audio_tempo: doc.audio_tempo }),
-    moves,
+    moves: absorbed.moves,
     total_duration: timelineEnd,
     ...(doc.difficulty_level !== undefined && { difficulty_level: doc.difficulty_level }),
     ...(doc.generation_timestamp !== undefined && { generation_timestamp: doc.generation_timestamp }),
     ...(doc.generation_parameters !== undefined && { generation_parameters: doc.generation_parameters }),
     output_config,
+    warnings: absorbed.warnings,
   };
 }
 

@@ -10,7 +10,15 @@ export type KeyCheck = { ok: true; key: string } | { ok: false; reason: string }
 export interface KeyOptions {
   /** GCS mode: `gs://<bucket>/key` is accepted and means `key`. */
   bucket?: string;
+  /**
+   * Local mode: a leading `data/` segment is stripped, as the Python job did (the API sends
+   * `songs/x.mp3` and `data/Bachata_steps/…` in one blueprint, both relative to its data directory).
+   */
+  stripDataPrefix?: boolean;
 }
+
+/** The segment the Python job stripped from local keys. */
+const DATA_PREFIX = "data/";
 
 /** GCS's limit on object names, in UTF-8 bytes. */
 const MAX_KEY_BYTES = 1024;
@@ -18,12 +26,17 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 const URL_SCHEME = /^[a-zA-Z][a-zA-Z0-9+.-]*:/;
 const WINDOWS_DRIVE = /^[a-zA-Z]:/;
 
-/** Validates a storage key and returns it normalised (a `gs://<configured bucket>/` prefix removed). */
+/**
+ * Validates a storage key and returns it normalised: a `gs://<configured bucket>/` prefix removed (GCS
+ * mode) or one leading `data/` segment removed (local mode, `stripDataPrefix`).
+ */
 export function checkStorageKey(raw: string, options: KeyOptions = {}): KeyCheck {
   let key = raw;
   if (options.bucket !== undefined && key.startsWith(`gs://${options.bucket}/`)) {
     key = key.slice(`gs://${options.bucket}/`.length);
   }
+  // Stripped first, so every rule below applies to the key that is actually opened.
+  if (options.stripDataPrefix === true && key.startsWith(DATA_PREFIX)) key = key.slice(DATA_PREFIX.length);
   if (key.length === 0) return { ok: false, reason: "an empty path" };
   if (CONTROL_CHARACTERS.test(key)) return { ok: false, reason: "a path with control characters" };
   if (key.includes("\\")) return { ok: false, reason: "a path with backslashes" };

@@ -85,7 +85,10 @@ export function applyRules(
   const storageKey = (obj: Doc, key: string, path: string): string | undefined => {
     const value = valid(obj, key, path);
     if (typeof value !== "string") return undefined;
-    const checked = checkStorageKey(value, { bucket: defaults.gcs_bucket });
+    const checked = checkStorageKey(value, {
+      bucket: defaults.gcs_bucket,
+      stripDataPrefix: defaults.gcs_bucket === undefined,
+    });
     if (checked.ok) return checked.key;
     issues.push(issue(path, "a relative storage path", `${checked.reason}: ${describeValue(value)}`));
     return undefined;
@@ -250,8 +253,8 @@ function checkOutputIsNotAnInput(keys: RuleResult["keys"], issues: BlueprintIssu
 }
 
 /**
- * Frame counts and tiling (SPEC §3.1): each move lasts at least 2 frames; the first starts at 0 and each
- * next one where the previous ends, within half a frame; total_duration equals the end within a frame;
+ * Frame counts and tiling (SPEC §3.1): the timeline lasts at least 2 frames (a shorter move is absorbed
+ * later, see absorb.ts); the first move starts at 0 and each next one where the previous ends, within half a frame; total_duration equals the end within a frame;
  * the whole timeline lasts at most an hour. Returns the end of the last move when it is known.
  */
 function checkTimeline(
@@ -272,15 +275,6 @@ function checkTimeline(
     const path = `moves[${index}]`;
     const start = number(move, "start_time", `${path}.start_time`);
     const duration = number(move, "duration", `${path}.duration`);
-    if (duration !== undefined && duration * fps < minFrames - EPSILON) {
-      issues.push(
-        issue(
-          `${path}.duration`,
-          `at least ${minFrames} frames at ${formatSeconds(fps)} fps (${formatSeconds(minFrames / fps)} s)`,
-          `${duration} (${formatSeconds(duration * fps)} frames)`,
-        ),
-      );
-    }
     if (start !== undefined && previousEnd !== undefined) {
       const offset = start - previousEnd;
       if (Math.abs(offset) * fps >= 0.5 - EPSILON) {
@@ -301,6 +295,18 @@ function checkTimeline(
     previousEnd = start !== undefined && duration !== undefined ? start + duration : undefined;
   });
   const end = rawMoves.length > 0 ? previousEnd : undefined;
+  // A move shorter than 2 frames is absorbed into a neighbour (absorb.ts); only a timeline that is
+  // too short as a whole has nothing to absorb it.
+  if (end !== undefined && end * fps < minFrames - EPSILON) {
+    const single = rawMoves.length === 1;
+    issues.push(
+      issue(
+        single ? "moves[0].duration" : "moves",
+        `${single ? "" : "a timeline of "}at least ${minFrames} frames at ${formatSeconds(fps)} fps (${formatSeconds(minFrames / fps)} s)`,
+        `${formatSeconds(end)} (${formatSeconds(end * fps)} frames)`,
+      ),
+    );
+  }
 
   const total = number(doc, "total_duration", "total_duration");
   if (total !== undefined && end !== undefined && Math.abs(total - end) * fps > 1 + EPSILON) {

@@ -42,6 +42,7 @@ export function summarizeBlueprint(bp: Blueprint): string {
     `  song:        ${bp.audio_path}${audioSteps.length > 0 ? ` (${audioSteps.join(", ")})` : ""}`,
     `  output:      ${out.output_path}`,
     `  format:      ${out.output_format}, ${out.video_codec} (${quality}, preset ${out.preset}) + ${out.audio_codec} ${out.audio_bitrate}, ${formatSeconds(out.frame_rate)} fps, ${size}`,
+    ...bp.warnings.map((warning) => `  warning:     ${warning}`),
   ];
   return lines.join("\n");
 }

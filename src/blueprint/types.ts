@@ -79,6 +79,8 @@ export interface Blueprint {
   /** Informational, logged only. */
   generation_parameters?: Record<string, unknown>;
   output_config: OutputConfig;
+  /** What validation changed to make the blueprint renderable (e.g. a sub-2-frame move absorbed). */
+  warnings: string[];
 }
 
 /** Defaults that come from the environment (SPEC §2); the blueprint's output_config overrides them. */

@@ -144,7 +144,7 @@ export function planRender(
 ): RenderPlan {
   const config = blueprint.output_config;
   const fps = config.frame_rate;
-  const warnings: string[] = [];
+  const warnings: string[] = [...blueprint.warnings];
   const moves = blueprint.moves;
   if (moves.length === 0) throw new JobError("moves array cannot be empty", { code: "INVALID_BLUEPRINT" });
 

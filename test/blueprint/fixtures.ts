@@ -129,3 +129,111 @@ export const SEED_STRUCTURE_EXAMPLE = `{
     "audio_codec": "aac"
   }
 }`;
+
+/** One clip of the API's library as its move search returns it. */
+export interface ApiClip {
+  video_path: string;
+  /** Length of the clip in seconds. */
+  duration: number;
+}
+
+export interface ApiBlueprintOptions {
+  task_id: string;
+  user_id: number;
+  audio_path: string;
+  song_duration: number;
+  /** The matching moves, cycled in order as the generator does. */
+  clips: ApiClip[];
+  /** The music analyser's sections: the song split in this many equal parts (default 4). */
+  sections?: number;
+}
+
+/**
+ * A blueprint shaped exactly like the API's rule-based generator output: the song split into equal sections,
+ * each filled with moves of `min(clip, remaining)` while `section_time < section_duration`, `start_time` a
+ * running float sum, the first move `cut` and the rest `crossfade`, total = the end of the last move, and the
+ * output_config and output path the API uses. Float arithmetic is the generator's (IEEE doubles, as Python's).
+ */
+export function apiBlueprint(options: ApiBlueprintOptions): TestBlueprint {
+  const sections = options.sections ?? 4;
+  const moves: TestMove[] = [];
+  let current = 0;
+  let index = 0;
+  for (let s = 0; s < sections; s++) {
+    const sectionDuration =
+      ((s + 1) * options.song_duration) / sections - (s * options.song_duration) / sections;
+    let sectionTime = 0;
+    // The generator has no bound; this one stops past the job's 500-move limit (a test guard).
+    while (sectionTime < sectionDuration && moves.length <= 500) {
+      const clip = options.clips[index % options.clips.length]!;
+      const duration = Math.min(clip.duration, sectionDuration - sectionTime);
+      moves.push({
+        clip_id: `move_${moves.length + 1}`,
+        video_path: clip.video_path,
+        start_time: current,
+        duration,
+        transition_type: moves.length > 0 ? "crossfade" : "cut",
+        original_duration: duration,
+        trim_start: 0,
+        trim_end: 0,
+        volume_adjustment: 1,
+      });
+      current += duration;
+      sectionTime += duration;
+      index++;
+    }
+  }
+  const total = moves.reduce(
+    (end, move) => Math.max(end, (move["start_time"] as number) + (move["duration"] as number)),
+    0,
+  );
+  return {
+    task_id: options.task_id,
+    audio_path: options.audio_path,
+    audio_tempo: 129.19921875,
+    moves,
+    total_duration: total,
+    difficulty_level: "intermediate",
+    generation_timestamp: "2026-01-15T10:21:07.123456Z",
+    generation_parameters: { energy_level: "medium", style: "sensual", user_id: options.user_id },
+    output_config: {
+      output_path: `output/user_${options.user_id}/choreography_${options.task_id}.mp4`,
+      output_format: "mp4",
+      video_codec: "libx264",
+      audio_codec: "aac",
+      video_bitrate: "2M",
+      audio_bitrate: "128k",
+      frame_rate: 30,
+      transition_duration: 0.5,
+      fade_duration: 0.3,
+      add_audio_overlay: true,
+      normalize_audio: true,
+    },
+  };
+}
+
+/**
+ * The contract fixture: four sections of 2.046 s over a library of eight clips, so the generator leaves
+ * remainders of 0.046 s (1.4 frames) and 0.00025 s (no frame at all), with `songs/…`, `data/Bachata_steps/…`
+ * and `Bachata_steps/…` keys mixed in one blueprint as the API sends them.
+ */
+export const API_CLIPS: ApiClip[] = [
+  { video_path: "data/Bachata_steps/basic_steps/basic_1.mp4", duration: 1.0 },
+  { video_path: "Bachata_steps/body_roll/body_roll_1.mp4", duration: 1.0 },
+  { video_path: "data/Bachata_steps/cross_body_lead/cross_body_lead_1.mp4", duration: 0.9 },
+  { video_path: "data/Bachata_steps/basic_steps/basic_2.mp4", duration: 0.84575 },
+  { video_path: "Bachata_steps/hammerlock/hammerlock_1.mp4", duration: 1.2 },
+  { video_path: "data/Bachata_steps/body_roll/body_roll_3.mp4", duration: 0.7 },
+  { video_path: "data/Bachata_steps/turns/turn_1.mp4", duration: 1.5 },
+  { video_path: "Bachata_steps/turns/turn_2.mp4", duration: 0.6 },
+];
+
+export function apiContractBlueprint(task_id: string, user_id = 1): TestBlueprint {
+  return apiBlueprint({
+    task_id,
+    user_id,
+    audio_path: "songs/Eso_es_amor.mp3",
+    song_duration: 8.184,
+    clips: API_CLIPS,
+  });
+}

@@ -39,17 +39,17 @@ describe("validateBlueprint: valid blueprints", () => {
     }
   });
 
-  it("returns the seed example normalised, every default applied", () => {
+  it("returns the seed example normalised, every default applied (local mode: data/ stripped)", () => {
     const result = parseBlueprint(SEED_MANUAL_EXAMPLE, DEFAULTS);
     expect(result).toEqual({
       ok: true,
       blueprint: {
         task_id: "test-123",
-        audio_path: "data/songs/test.mp3",
+        audio_path: "songs/test.mp3",
         moves: [
           {
             clip_id: "move_1",
-            video_path: "data/Bachata_steps/basic_steps/basic_1.mp4",
+            video_path: "Bachata_steps/basic_steps/basic_1.mp4",
             start_time: 0,
             duration: 8,
             transition_type: "cut",
@@ -59,7 +59,7 @@ describe("validateBlueprint: valid blueprints", () => {
           },
           {
             clip_id: "move_2",
-            video_path: "data/Bachata_steps/body_roll/body_roll_1.mp4",
+            video_path: "Bachata_steps/body_roll/body_roll_1.mp4",
             start_time: 8,
             duration: 8,
             transition_type: "crossfade",
@@ -70,7 +70,7 @@ describe("validateBlueprint: valid blueprints", () => {
         ],
         total_duration: 16,
         output_config: {
-          output_path: "data/output/test_choreography.mp4",
+          output_path: "output/test_choreography.mp4",
           output_format: "mp4",
           video_codec: "libx264",
           audio_codec: "aac",
@@ -82,6 +82,7 @@ describe("validateBlueprint: valid blueprints", () => {
           fade_duration: 0,
           normalize_audio: false,
         },
+        warnings: [],
       },
     });
   });
@@ -383,21 +384,16 @@ const BAD_CASES: BadCase[] = [
     issues: [["moves[1].duration", "expected a number > 0, found 0"]],
   },
   {
-    name: "a move shorter than 2 frames",
-    doc: makeBlueprint([8, 0.05]),
+    name: "a single move shorter than 2 frames (nothing to absorb it)",
+    doc: makeBlueprint([0.05]),
     issues: [
-      ["moves[1].duration", "expected at least 2 frames at 30 fps (0.066667 s), found 0.05 (1.5 frames)"],
+      ["moves[0].duration", "expected at least 2 frames at 30 fps (0.066667 s), found 0.05 (1.5 frames)"],
     ],
   },
   {
-    name: "a 1-frame move",
-    doc: makeBlueprint([1 / 30, 8]),
-    issues: [["moves[0].duration", "at least 2 frames"]],
-  },
-  {
-    name: "a move of 0.05 s at 24 fps",
-    doc: set((bp) => (bp.output_config["frame_rate"] = 24), [8, 0.05]),
-    issues: [["moves[1].duration", "at least 2 frames at 24 fps"]],
+    name: "a timeline shorter than 2 frames",
+    doc: makeBlueprint([0.02, 0.02]),
+    issues: [["moves", "expected a timeline of at least 2 frames at 30 fps"]],
   },
   // Tiling.
   {
@@ -745,6 +741,8 @@ describe("validateBlueprint: one bad case per rule", () => {
     // A gap before moves[2], so an overlap after it (moves[3] starts at 24, moves[2] now ends at 25).
     doc.moves[2]!["start_time"] = 17;
     doc.moves[3]!["volume_adjustment"] = null;
+    // (Its 0.05 s, 1.5 frames, is absorbed into moves[2], not an error.)
+    doc.moves[3]!["transition_duration"] = -1;
     doc["total_duration"] = 30;
     doc.output_config = { output_path: "/abs/out.mp4", crf: 99, video_codec: "libvpx-vp9", frame_rate: "30" };
     const issues = invalid(doc);
@@ -756,7 +754,7 @@ describe("validateBlueprint: one bad case per rule", () => {
       "moves[1].transition_type",
       "moves[2].start_time",
       "moves[3].start_time",
-      "moves[3].duration",
+      "moves[3].transition_duration",
       "moves[3].volume_adjustment",
       "total_duration",
       "output_config.output_path",

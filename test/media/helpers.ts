@@ -48,6 +48,7 @@ export function makeBlueprint(moves: MoveInput[], output: Partial<OutputConfig> 
       normalize_audio: false,
       ...output,
     },
+    warnings: [],
   };
 }
 
