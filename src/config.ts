@@ -36,8 +36,10 @@ export interface Config {
   gcsBucket?: string;
   gcpProjectId?: string;
   gcpRegion?: string;
-  /** Absolute directory every local storage key is relative to. */
+  /** Absolute data directory every local storage key is relative to (LOCAL_STORAGE_ROOT or LOCAL_STORAGE_PATH). */
   localStorageRoot: string;
+  /** CREATE_MISSING_TASK: insert a missing task row as `pending` (compose / manual runs; never on Cloud Run). */
+  createMissingTask: boolean;
   defaults: BlueprintDefaults;
   logLevel: LogLevel;
   logFormat: "json" | "pretty";
@@ -195,6 +197,13 @@ export function parseConfig(
   }
 
   const cloudRunJob = value(env, "CLOUD_RUN_JOB");
+  const createMissingTask = flag("CREATE_MISSING_TASK", false);
+  if (createMissingTask && cloudRunJob !== undefined) {
+    problem(
+      "CREATE_MISSING_TASK",
+      "must be off on Cloud Run (CLOUD_RUN_JOB is set): the API creates the task row there",
+    );
+  }
   if (cloudRunJob !== undefined && !dbConfigured) {
     problem(
       "DB_HOST",
@@ -223,7 +232,12 @@ export function parseConfig(
     gcsBucket: bucket,
     gcpProjectId: value(env, "GCP_PROJECT_ID"),
     gcpRegion: value(env, "GCP_REGION"),
-    localStorageRoot: path.resolve(cwd, value(env, "LOCAL_STORAGE_ROOT") ?? "."),
+    // LOCAL_STORAGE_PATH is the Python job's name for the same directory.
+    localStorageRoot: path.resolve(
+      cwd,
+      value(env, "LOCAL_STORAGE_ROOT") ?? value(env, "LOCAL_STORAGE_PATH") ?? ".",
+    ),
+    createMissingTask,
     defaults,
     logLevel: logLevel ?? "info",
     logFormat,

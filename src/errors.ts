@@ -59,8 +59,13 @@ export class JobError extends Error {
   }
 
   get exitCode(): 1 | 2 {
-    return PERMANENT_INPUT_CODES.has(this.code) ? 2 : 1;
+    return isPermanentCode(this.code) ? 2 : 1;
   }
+}
+
+/** Whether a failure code means bad input (exit 2): running the same blueprint again cannot succeed. */
+export function isPermanentCode(code: unknown): boolean {
+  return PERMANENT_INPUT_CODES.has(code as ErrorCode);
 }
 
 export function isJobError(value: unknown): value is JobError {

@@ -90,6 +90,43 @@ describe("parseConfig", () => {
     expect(result.issues[0]?.message).toMatch(/DB_HOST.*DB_NAME.*DB_USER/);
   });
 
+  it("takes the data directory from LOCAL_STORAGE_ROOT, else from LOCAL_STORAGE_PATH (the Python job's name)", () => {
+    const root = (env: Record<string, string>) => {
+      const result = parseConfig(env, "/srv/job");
+      return result.ok ? result.config.localStorageRoot : undefined;
+    };
+    expect(root({ LOCAL_STORAGE_PATH: "/app/data" })).toBe("/app/data");
+    expect(root({ LOCAL_STORAGE_PATH: "data" })).toBe("/srv/job/data");
+    expect(root({ LOCAL_STORAGE_ROOT: "/mnt/media", LOCAL_STORAGE_PATH: "/app/data" })).toBe("/mnt/media");
+    expect(root({ LOCAL_STORAGE_ROOT: "", LOCAL_STORAGE_PATH: "/app/data" })).toBe("/app/data");
+  });
+
+  it("reads CREATE_MISSING_TASK (off by default) and refuses it on Cloud Run", () => {
+    const flag = (env: Record<string, string>) => {
+      const result = parseConfig(env, "/x");
+      return result.ok ? result.config.createMissingTask : result.issues;
+    };
+    expect(flag({})).toBe(false);
+    expect(flag({ CREATE_MISSING_TASK: "on" })).toBe(true);
+    expect(flag({ CREATE_MISSING_TASK: "off" })).toBe(false);
+    expect(flag({ CREATE_MISSING_TASK: "maybe" })).toEqual([
+      { variable: "CREATE_MISSING_TASK", message: 'expected on or off, found "maybe"' },
+    ]);
+    const cloudRun = {
+      CLOUD_RUN_JOB: "video-processor",
+      DB_HOST: "/cloudsql/p:r:i",
+      DB_NAME: "d",
+      DB_USER: "u",
+    };
+    expect(flag({ ...cloudRun, CREATE_MISSING_TASK: "off" })).toBe(false);
+    expect(flag({ ...cloudRun, CREATE_MISSING_TASK: "on" })).toEqual([
+      {
+        variable: "CREATE_MISSING_TASK",
+        message: "must be off on Cloud Run (CLOUD_RUN_JOB is set): the API creates the task row there",
+      },
+    ]);
+  });
+
   it("refuses an incomplete database configuration", () => {
     const result = parseConfig({ DB_HOST: "db" });
     expect(result.ok).toBe(false);

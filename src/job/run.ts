@@ -17,7 +17,13 @@ import { createStorage } from "../storage/index.js";
 import { contentTypeFor } from "../storage/keys.js";
 import type { Storage } from "../storage/storage.js";
 import { openDatabase } from "../tasks/db.js";
-import { createTaskStore, isAlreadyCompleted, type TaskResult, type TaskStore } from "../tasks/store.js";
+import {
+  createTaskStore,
+  isAlreadyCompleted,
+  isRecordedPermanentFailure,
+  type TaskResult,
+  type TaskStore,
+} from "../tasks/store.js";
 import { clipCacheApplies, prepareCachedInputs } from "./clip-cache.js";
 import { prepareInputs } from "./inputs.js";
 import type { ProgressReporter } from "./progress-bar.js";
@@ -90,6 +96,9 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
   let logger = input.logger;
 
   const { blueprint, error: invalid } = blueprintError(input.blueprintText, config);
+  const blueprintSha256 = createHash("sha256")
+    .update(input.blueprintText ?? "")
+    .digest("hex");
   const taskId = blueprint?.task_id ?? rawTaskId(input.blueprintText, config.taskId);
   if (taskId !== undefined) logger = logger.child({ task_id: taskId });
   const taskLogger = logger;
@@ -136,9 +145,31 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
     const database = await openDatabase(config, logger);
     closeDatabase = database.close;
     tasks = createTaskStore(database.pool, { logger, userId: config.userId });
-    if (database.embedded) await tasks.ensure(taskId, config.userId ?? 1);
+    if (database.embedded || config.createMissingTask) {
+      const created = await tasks.ensure(taskId, config.userId ?? 1);
+      if (created && config.createMissingTask) {
+        logger.info(
+          { user_id: config.userId ?? 1 },
+          `Task ${taskId} not found: created it (CREATE_MISSING_TASK=on)`,
+        );
+      }
+    }
 
     const row = await tasks.load(taskId);
+    const attempt = Number(config.cloudRun.taskAttempt ?? "0");
+    if (attempt > 0 && isRecordedPermanentFailure(row, blueprintSha256)) {
+      // Cloud Run retries every failed task; input that was invalid is still invalid (SPEC §6).
+      const code = String(row.result?.["code"]);
+      const error = new JobError(
+        `Task ${taskId} already failed permanently with this blueprint (${code}): ${row.error ?? ""}`.trim(),
+        { code: code === "INVALID_CONFIG" ? "INVALID_CONFIG" : "INVALID_BLUEPRINT" },
+      );
+      logger.warn(
+        { attempt, code },
+        `Retry attempt ${attempt} of a recorded permanent failure: stopping, the task row is unchanged`,
+      );
+      return { status: "failed", exitCode: 2, error, recorded: false };
+    }
     if (invalid !== undefined) throw invalid;
     if (blueprint === undefined) throw new JobError("Blueprint missing", { code: "INTERNAL" });
     const outputKey = blueprint.output_config.output_path;
@@ -254,9 +285,6 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
     throwIfAborted();
 
     await enterStage("uploading", `Uploading ${outputKey}`);
-    const blueprintSha256 = createHash("sha256")
-      .update(input.blueprintText ?? "")
-      .digest("hex");
     await store.upload(
       outputFile,
       outputKey,
@@ -279,6 +307,7 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
       num_moves: blueprint.moves.length,
       file_size: output.file_size,
       duration: output.duration,
+      total_duration: Math.round(plan.duration * 1000) / 1000,
       width: output.width,
       height: output.height,
       fps: output.fps,
@@ -307,6 +336,7 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
           error: error.message,
           code: error.code,
           retryable: error.retryable,
+          blueprint_sha256: blueprintSha256,
         });
         recorded = true;
       } catch (dbError) {

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { type ErrorCode, JobError } from "../errors.js";
+import { type ErrorCode, isPermanentCode, JobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { isConnectionError, MAX_ATTEMPTS, withConnectionRetry } from "./retry.js";
 
@@ -25,6 +25,8 @@ export interface TaskResult {
   num_moves: number;
   file_size: number;
   duration: number;
+  /** Length of the rendered timeline in seconds (the API's collection save reads it). */
+  total_duration: number;
   width: number;
   height: number;
   fps: number;
@@ -46,6 +48,8 @@ export interface TaskFailure {
   error: string;
   code: ErrorCode | string;
   retryable: boolean;
+  /** SHA-256 of the blueprint text, so a retried attempt can recognise the same permanent failure. */
+  blueprint_sha256?: string;
 }
 
 export interface TaskStoreOptions {
@@ -59,8 +63,11 @@ export interface TaskStoreOptions {
 }
 
 export interface TaskStore {
-  /** Inserts the row as 'pending' unless it exists (embedded database only). */
-  ensure(taskId: string, userId: number): Promise<void>;
+  /**
+   * Inserts the row as 'pending' unless it exists (embedded database, or CREATE_MISSING_TASK=on);
+   * true when it inserted one.
+   */
+  ensure(taskId: string, userId: number): Promise<boolean>;
   /** Reads the row; TASK_NOT_FOUND if missing, TASK_FORBIDDEN if owned by another user. Writes nothing. */
   load(taskId: string): Promise<TaskRow>;
   start(taskId: string, message: string): Promise<void>;
@@ -70,6 +77,20 @@ export interface TaskStore {
   flush(): Promise<void>;
   complete(taskId: string, result: TaskResult): Promise<void>;
   fail(taskId: string, failure: TaskFailure): Promise<void>;
+}
+
+/**
+ * A retried Cloud Run attempt (`CLOUD_RUN_TASK_ATTEMPT` > 0) of a blueprint whose permanent failure (exit 2:
+ * invalid blueprint or configuration) the row already records cannot succeed: it stops without a write (SPEC §6).
+ */
+export function isRecordedPermanentFailure(row: TaskRow, blueprintSha256: string): boolean {
+  const result = row.result;
+  return (
+    row.status === "failed" &&
+    result !== null &&
+    isPermanentCode(result["code"]) &&
+    result["blueprint_sha256"] === blueprintSha256
+  );
 }
 
 /** A retried execution of the same task with the same output has nothing to do (SPEC §5). */
@@ -237,7 +258,8 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
 
   return {
     async ensure(taskId, ownerId) {
-      await required("create the task row", taskId, INSERT_PENDING, [taskId, ownerId]);
+      const result = await required("create the task row", taskId, INSERT_PENDING, [taskId, ownerId]);
+      return result.rowCount === 1;
     },
 
     async load(taskId) {
@@ -289,13 +311,19 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
 
     async fail(taskId, failure) {
       await settleProgress();
-      const { stage, error, code, retryable } = failure;
+      const { stage, error, code, retryable, blueprint_sha256 } = failure;
       await write("record the failure", taskId, UPDATE_FAILED, [
         taskId,
         userId,
         stage,
         storableText(error),
-        storableJson({ error, code, stage, retryable }),
+        storableJson({
+          error,
+          code,
+          stage,
+          retryable,
+          ...(blueprint_sha256 !== undefined && { blueprint_sha256 }),
+        }),
       ]);
     },
   };

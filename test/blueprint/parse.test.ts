@@ -254,6 +254,25 @@ describe("validateBlueprint: valid blueprints", () => {
     ]);
   });
 
+  it("strips a leading data/ from every key in local mode only; GCS object names are verbatim", () => {
+    const local = valid(JSON.parse(SEED_MANUAL_EXAMPLE));
+    expect([local.audio_path, local.moves[0]!.video_path, local.output_config.output_path]).toEqual([
+      "songs/test.mp3",
+      "Bachata_steps/basic_steps/basic_1.mp4",
+      "output/test_choreography.mp4",
+    ]);
+    const gcs = valid(JSON.parse(SEED_MANUAL_EXAMPLE), GCS_DEFAULTS);
+    expect([gcs.audio_path, gcs.output_config.output_path]).toEqual([
+      "data/songs/test.mp3",
+      "data/output/test_choreography.mp4",
+    ]);
+    // data/x.mp4 and x.mp4 are one file locally: as output and input they clash.
+    const clash = mutated((doc) => {
+      doc.moves[0]!["video_path"] = "data/output/choreography.mp4";
+    });
+    expect(invalid(clash).map((problem) => problem.path)).toEqual(["output_config.output_path"]);
+  });
+
   it("passes a per-move transition_duration through", () => {
     const bp = valid(mutated((doc) => (doc.moves[1]!["transition_duration"] = 1.25)));
     expect(bp.moves[1]!.transition_duration).toBe(1.25);

@@ -76,6 +76,38 @@ describe("checkStorageKey", () => {
   });
 });
 
+describe("checkStorageKey in local mode (stripDataPrefix)", () => {
+  const local = { stripDataPrefix: true };
+  it.each([
+    ["data/Bachata_steps/basic_steps/basic_1.mp4", "Bachata_steps/basic_steps/basic_1.mp4"],
+    ["data/songs/test.mp3", "songs/test.mp3"],
+    ["songs/test.mp3", "songs/test.mp3"],
+    ["data/data/x.mp4", "data/x.mp4"],
+    ["database/x.mp4", "database/x.mp4"],
+    ["mydata/x.mp4", "mydata/x.mp4"],
+    ["data", "data"],
+  ])("%j → %j (one leading data/ segment only)", (raw, key) => {
+    expect(checkStorageKey(raw, local)).toEqual({ ok: true, key });
+  });
+
+  it.each([
+    ["data/", "an empty path"],
+    ["data/../x.mp4", "a path with a '..' segment"],
+    ["data//etc/passwd", "an absolute path"],
+    ["data/./x.mp4", "a path with a '.' segment"],
+    ["data/gs://b/x.mp4", "a gs:// URL (storage is local, not GCS)"],
+  ])("checks %j after stripping: %s", (raw, reason) => {
+    expect(checkStorageKey(raw, local)).toEqual({ ok: false, reason });
+  });
+
+  it("keeps data/ in GCS mode (object names are verbatim)", () => {
+    expect(checkStorageKey("data/x.mp4", { bucket: "media-bucket" })).toEqual({
+      ok: true,
+      key: "data/x.mp4",
+    });
+  });
+});
+
 describe("extensionOf", () => {
   it.each([
     ["a.mp4", "mp4"],

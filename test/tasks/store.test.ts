@@ -18,6 +18,7 @@ import { isConnectionError } from "../../src/tasks/retry.js";
 import {
   createTaskStore,
   isAlreadyCompleted,
+  isRecordedPermanentFailure,
   type TaskResult,
   type TaskRow,
   type TaskStoreOptions,
@@ -37,6 +38,7 @@ const RESULT: TaskResult = {
   num_moves: 3,
   file_size: 123456,
   duration: 24,
+  total_duration: 24,
   width: 1280,
   height: 720,
   fps: 30,
@@ -177,6 +179,30 @@ describe("status transitions", () => {
     });
   });
 
+  it("fail stores the blueprint's sha256 when given; isRecordedPermanentFailure needs a permanent code and the same sha", async () => {
+    const tasks = store();
+    const sha = "a".repeat(64);
+    await tasks.fail(TASK_ID, {
+      stage: "validation",
+      error: "Invalid blueprint (1 problem): audio_path: Missing required field: audio_path",
+      code: "INVALID_BLUEPRINT",
+      retryable: false,
+      blueprint_sha256: sha,
+    });
+    const loaded = await store().load(TASK_ID);
+    expect(loaded.result).toMatchObject({ code: "INVALID_BLUEPRINT", blueprint_sha256: sha });
+    expect(isRecordedPermanentFailure(loaded, sha)).toBe(true);
+    expect(isRecordedPermanentFailure(loaded, "b".repeat(64))).toBe(false);
+    await store().fail(TASK_ID, {
+      stage: "fetching",
+      error: "Media file not found: x.mp4",
+      code: "STORAGE_NOT_FOUND",
+      retryable: false,
+      blueprint_sha256: sha,
+    });
+    expect(isRecordedPermanentFailure(await store().load(TASK_ID), sha)).toBe(false);
+  });
+
   it("start clears a previous failure (a retried execution)", async () => {
     const tasks = store();
     await tasks.fail(TASK_ID, { stage: "rendering", error: "boom", code: "FFMPEG_FAILED", retryable: true });
@@ -186,11 +212,11 @@ describe("status transitions", () => {
 
   it("ensure inserts a missing row as pending and leaves an existing one alone", async () => {
     const existing = await rowText();
-    await store().ensure(TASK_ID, STRANGER);
+    expect(await store().ensure(TASK_ID, STRANGER)).toBe(false);
     expect(await rowText()).toBe(existing);
 
     const fresh = "0b4c1d2e-aaaa-4bbb-8ccc-0000000000c3";
-    await store().ensure(fresh, OWNER);
+    expect(await store().ensure(fresh, OWNER)).toBe(true);
     expect(await row(fresh)).toMatchObject({ status: "pending", user_id: String(OWNER), progress: 0 });
   });
 
