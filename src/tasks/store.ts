@@ -106,8 +106,10 @@ const SELECT_TASK = `select task_id, user_id::text as user_id, status, progress,
 from choreography_tasks
 where task_id = $1::varchar`;
 
-const INSERT_PENDING = `insert into choreography_tasks (task_id, user_id, status, progress, stage, message)
-values ($1::varchar, $2::bigint, 'pending', 0, '', '')
+// Every NOT NULL column is given: the API's Django table has no database-side defaults.
+const INSERT_PENDING = `insert into choreography_tasks
+  (task_id, user_id, status, progress, stage, message, created_at, updated_at)
+values ($1::varchar, $2::bigint, 'pending', 0, '', '', now(), now())
 on conflict (task_id) do nothing`;
 
 const UPDATE_STARTED = `update choreography_tasks
