@@ -46,3 +46,32 @@ describe("documentation stays true to the configuration", () => {
     expect(used.filter((name) => !scripts.includes(name))).toEqual([]);
   });
 });
+
+describe("docker-compose.yml runs the product README's manual flow", () => {
+  const compose = read("docker-compose.yml");
+
+  it("mounts ./data as the job's data directory and lets the job create the missing row", () => {
+    expect(compose).toContain("- ./data:/app/data");
+    expect(compose).toMatch(/^ {6}LOCAL_STORAGE_ROOT: \/app\/data$/m);
+    expect(compose).toMatch(/^ {6}CREATE_MISSING_TASK: "on"$/m);
+  });
+
+  it("uses only syntax Debian's docker-compose 1.29 accepts and binds ports to loopback", () => {
+    // env_file entries with path/required need Compose >= 2.24.
+    expect(compose).not.toMatch(/env_file:\s*\n\s*- path:/);
+    const ports = [...compose.matchAll(/^\s*- "([^"]*:\d+)"$/gm)].map((match) => match[1]!);
+    expect(ports.length).toBeGreaterThan(0);
+    expect(ports.filter((port) => !port.startsWith("127.0.0.1:"))).toEqual([]);
+  });
+
+  it("names the database as the deploy file does", () => {
+    expect(read("deploy/cloud-run-job.yaml")).toMatch(/value: bachata_buddy/);
+    expect(compose).toContain(["$", "{DB_NAME:-bachata_buddy}"].join(""));
+  });
+
+  it("is shown in the README with the seed's command, verbatim", () => {
+    expect(read("README.md")).toContain(
+      'docker-compose run --rm -e TASK_ID=test-123 -e USER_ID=1 -e BLUEPRINT_JSON="$BLUEPRINT_JSON" job',
+    );
+  });
+});

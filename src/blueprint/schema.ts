@@ -45,7 +45,7 @@ const bitrate = (example: string) =>
     .meta({ examples: [example] });
 const storageKey = (description: string) =>
   z.string().meta({
-    description: `${description}. A storage key: a relative POSIX path, no '..' segments, backslashes, control characters or URL schemes; in GCS mode gs://<configured bucket>/key is also accepted.`,
+    description: `${description}. A storage key: a relative POSIX path, no '..' segments, backslashes, control characters or URL schemes; in GCS mode gs://<configured bucket>/key is also accepted; in local mode it is relative to the data directory and a leading data/ is stripped.`,
   });
 
 export const MoveSchema = z
@@ -59,7 +59,8 @@ export const MoveSchema = z
         "Where the move starts on the output timeline, in seconds. The first move starts at 0, each next one where the previous ends.",
     }),
     duration: z.number().positive().meta({
-      description: "Seconds of the move on the timeline; at least 2 frames at the output frame rate.",
+      description:
+        "Seconds of the move on the timeline. A move shorter than 2 frames at the output frame rate is merged into a neighbouring move (with a warning in the result).",
     }),
     transition_type: z
       .enum(TRANSITION_TYPES)
