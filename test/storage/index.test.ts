@@ -21,4 +21,9 @@ describe("createStorage", () => {
     expect(storage.name).toBe("local");
     expect(storage.url("output/v.mp4")).toBe("file:///srv/job/data/output/v.mp4");
   });
+
+  it("takes the directory from LOCAL_STORAGE_PATH (the Python job's variable) when LOCAL_STORAGE_ROOT is unset", () => {
+    const storage = createStorage(config({ LOCAL_STORAGE_PATH: "/app/data" }), silentLogger());
+    expect(storage.url("output/user_1/v.mp4")).toBe("file:///app/data/output/user_1/v.mp4");
+  });
 });

@@ -13,7 +13,9 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { validateBlueprint } from "../../src/blueprint/parse.js";
 import { createLocalStorage } from "../../src/storage/local.js";
+import { DEFAULTS } from "../blueprint/fixtures.js";
 import { expectJobError, testStorageContract } from "./contract.js";
 
 testStorageContract({
@@ -159,5 +161,84 @@ describe("local storage: the root is a hard boundary", () => {
     const error = await expectJobError(createLocalStorage({ root: missingRoot }).fetch("clips/a.mp4", work));
     expect(error.code).toBe("STORAGE_ERROR");
     expect(error.message).not.toContain(missingRoot);
+  });
+});
+
+describe("local storage as the API's data directory (SPEC §3.2)", () => {
+  let base: string;
+  let data: string;
+  let work: string;
+
+  beforeEach(async () => {
+    base = await realpath(await mkdtemp(path.join(os.tmpdir(), "storage-local-data-")));
+    data = path.join(base, "app-data");
+    work = path.join(base, "work");
+    for (const dir of [path.join(data, "songs"), path.join(data, "Bachata_steps", "body_roll"), work]) {
+      await mkdir(dir, { recursive: true });
+    }
+    await writeFile(path.join(data, "songs", "Amor.mp3"), "song");
+    await writeFile(path.join(data, "Bachata_steps", "body_roll", "body_roll_1.mp4"), "clip");
+    await writeFile(path.join(base, "secret.mp4"), "secret");
+  });
+  afterEach(() => rm(base, { recursive: true, force: true }));
+
+  /** The keys a validated blueprint hands the adapter (local mode: one leading data/ stripped). */
+  const keysOf = (audio: string, video: string, output: string) => {
+    const parsed = validateBlueprint(
+      {
+        task_id: "t-1",
+        audio_path: audio,
+        moves: [{ video_path: video, start_time: 0, duration: 8 }],
+        output_config: { output_path: output },
+      },
+      DEFAULTS,
+    );
+    if (!parsed.ok) throw new Error(JSON.stringify(parsed.issues));
+    const bp = parsed.blueprint;
+    return { audio: bp.audio_path, video: bp.moves[0]!.video_path, output: bp.output_config.output_path };
+  };
+
+  it("resolves songs/… and data/Bachata_steps/… of one blueprint in the same directory and writes <root>/<output_path>", async () => {
+    const keys = keysOf(
+      "songs/Amor.mp3",
+      "data/Bachata_steps/body_roll/body_roll_1.mp4",
+      "output/user_1/choreography_t-1.mp4",
+    );
+    const storage = createLocalStorage({ root: data });
+    expect((await storage.fetch(keys.audio, work)).path).toBe(path.join(data, "songs", "Amor.mp3"));
+    expect((await storage.fetch(keys.video, work)).path).toBe(
+      path.join(data, "Bachata_steps", "body_roll", "body_roll_1.mp4"),
+    );
+    await writeFile(path.join(work, "out.mp4"), "video");
+    await storage.upload(path.join(work, "out.mp4"), keys.output, { contentType: "video/mp4", metadata: {} });
+    const served = path.join(data, "output", "user_1", "choreography_t-1.mp4");
+    expect(await readFile(served, "utf8")).toBe("video");
+    expect(storage.url(keys.output)).toBe(`file://${served}`);
+  });
+
+  it("checks containment after stripping: data/ never reaches above the data directory", async () => {
+    await symlink(path.join(base, "secret.mp4"), path.join(data, "songs", "evil.mp3"));
+    const keys = keysOf(
+      "data/songs/evil.mp3",
+      "data/Bachata_steps/body_roll/body_roll_1.mp4",
+      "data/out.mp4",
+    );
+    expect(keys.audio).toBe("songs/evil.mp3");
+    const error = await expectJobError(createLocalStorage({ root: data }).fetch(keys.audio, work));
+    expect(error.code).toBe("STORAGE_DENIED");
+    const traversal = validateBlueprint(
+      {
+        task_id: "t-1",
+        audio_path: "data/../secret.mp4",
+        moves: [{ video_path: "data//etc/passwd", start_time: 0, duration: 8 }],
+        output_config: { output_path: "data/" },
+      },
+      DEFAULTS,
+    );
+    expect(traversal.ok ? [] : traversal.issues.map((problem) => problem.path)).toEqual([
+      "audio_path",
+      "moves[0].video_path",
+      "output_config.output_path",
+    ]);
   });
 });
