@@ -254,8 +254,9 @@ function checkOutputIsNotAnInput(keys: RuleResult["keys"], issues: BlueprintIssu
 
 /**
  * Frame counts and tiling (SPEC §3.1): the timeline lasts at least 2 frames (a shorter move is absorbed
- * later, see absorb.ts); the first move starts at 0 and each next one where the previous ends, within half a frame; total_duration equals the end within a frame;
- * the whole timeline lasts at most an hour. Returns the end of the last move when it is known.
+ * later, see absorb.ts); the first move starts at 0 and each next one where the previous ends, within half
+ * a frame; total_duration equals the end within a frame; the whole timeline lasts at most an hour.
+ * Returns the end of the last move when it is known.
  */
 function checkTimeline(
   doc: Doc,
