@@ -78,3 +78,13 @@ export function coerceError(raw: unknown): JobError {
   const message = raw instanceof Error ? raw.message : String(raw);
   return new JobError(`Internal error: ${message}`, { code: "INTERNAL", cause: raw });
 }
+
+/**
+ * Log fields for a failure: its code, and for an internal error (a bug, not bad input or a failing
+ * service) the stack as `stack_trace`, which Cloud Logging's error reporting groups and counts.
+ */
+export function errorLogFields(error: JobError, raw: unknown): { code: ErrorCode; stack_trace?: string } {
+  if (error.code !== "INTERNAL") return { code: error.code };
+  const source = raw instanceof Error ? raw : error.cause instanceof Error ? error.cause : error;
+  return { code: error.code, ...(source.stack === undefined ? {} : { stack_trace: source.stack }) };
+}

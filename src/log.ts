@@ -1,4 +1,5 @@
 import pino, { type Logger } from "pino";
+import pinoPretty from "pino-pretty";
 import type { LogLevel } from "./config.js";
 
 export type { Logger };
@@ -32,7 +33,21 @@ export interface LoggerOptions {
   format: "json" | "pretty";
   /** Where JSON lines go (default stdout). Tests pass a stream to capture them. */
   destination?: pino.DestinationStream;
+  /** Logs to stderr instead of stdout (`--check`/`--dry-run`: stdout holds only the requested output). */
+  stderr?: boolean;
+  /**
+   * Pretty mode only: formatted lines are written here, synchronously in this thread, instead of by a
+   * transport thread to stderr; the terminal's progress bar passes a stream that clears and redraws it.
+   */
+  prettyStream?: NodeJS.WritableStream;
 }
+
+const PRETTY = {
+  colorize: true,
+  singleLine: true,
+  translateTime: "SYS:HH:MM:ss",
+  ignore: "pid,hostname",
+};
 
 /**
  * pino with Cloud Logging's field names (`severity`, `message`, `time` as ISO) in JSON mode,
@@ -45,19 +60,10 @@ export function createLogger(options: LoggerOptions): Logger {
     base: undefined,
   };
   if (options.format === "pretty" && options.destination === undefined) {
-    return pino({
-      ...base,
-      transport: {
-        target: "pino-pretty",
-        options: {
-          colorize: true,
-          singleLine: true,
-          translateTime: "SYS:HH:MM:ss",
-          ignore: "pid,hostname",
-          destination: 2,
-        },
-      },
-    });
+    if (options.prettyStream !== undefined) {
+      return pino(base, pinoPretty({ ...PRETTY, sync: true, destination: options.prettyStream }));
+    }
+    return pino({ ...base, transport: { target: "pino-pretty", options: { ...PRETTY, destination: 2 } } });
   }
   return pino(
     {
@@ -68,7 +74,7 @@ export function createLogger(options: LoggerOptions): Logger {
         level: (label) => ({ severity: SEVERITY[label] ?? "DEFAULT" }),
       },
     },
-    options.destination ?? pino.destination({ fd: 1, sync: true }),
+    options.destination ?? pino.destination({ fd: options.stderr ? 2 : 1, sync: true }),
   );
 }
 

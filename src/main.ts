@@ -1,99 +1,57 @@
 #!/usr/bin/env node
-import { mkdtemp, readFile, rm } from "node:fs/promises";
-import os from "node:os";
-import path from "node:path";
-import { parseBlueprint } from "./blueprint/parse.js";
-import { formatIssues, summarizeBlueprint } from "./blueprint/summary.js";
+import { readFile } from "node:fs/promises";
 import { parseCli, USAGE } from "./cli.js";
 import { type Config, loadConfig, readEnvironment } from "./config.js";
+import { readGrantedCpus } from "./cpus.js";
 import { coerceError, JobError } from "./errors.js";
-import { clipCacheApplies } from "./job/clip-cache.js";
-import { prepareInputs } from "./job/inputs.js";
-import { createProgressBar } from "./job/progress-bar.js";
-import { runJob } from "./job/run.js";
+import { checkInputs, dryRun, formatCheck, formatDryRun } from "./job/inspect.js";
+import { createProgressBar, type ProgressBar } from "./job/progress-bar.js";
+import { MAX_RENDER_CONCURRENCY, runJob } from "./job/run.js";
 import { createLogger, type Logger } from "./log.js";
-import { planCommands } from "./media/plan.js";
-import { createStorage } from "./storage/index.js";
 
 /** After a signal, the job has this long to record the failure and clean up (SPEC §6: exit within 5 s). */
 const SHUTDOWN_GRACE_MS = 4_500;
 
-async function readBlueprintText(file: string | undefined, config: Config): Promise<string | undefined> {
-  if (file === undefined) return config.blueprintJson;
+/** The package's version (package.json sits next to src/ and dist/ alike). */
+async function version(): Promise<string> {
+  const text = await readFile(new URL("../package.json", import.meta.url), "utf8");
+  return (JSON.parse(text) as { version: string }).version;
+}
+
+/** The blueprint text, or why it could not be read. */
+async function readBlueprint(
+  file: string | undefined,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<{ text?: string; readError?: string }> {
+  if (file === undefined) {
+    // As config.ts reads it: trimmed, empty counts as unset.
+    const text = env["BLUEPRINT_JSON"]?.trim();
+    return text === undefined || text === "" ? {} : { text };
+  }
   try {
-    return await readFile(file, "utf8");
+    return { text: await readFile(file, "utf8") };
   } catch (err) {
-    throw new JobError(
-      `Cannot read blueprint file ${file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
-      {
-        code: "INVALID_BLUEPRINT",
-      },
-    );
+    return {
+      readError: `Cannot read blueprint file ${file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
+    };
   }
 }
 
-/** `--check`: validate blueprint and configuration, print a summary or every problem. */
-function check(text: string | undefined, config: Config): number {
-  if (text === undefined) {
-    process.stderr.write("No blueprint: set BLUEPRINT_JSON or pass --blueprint FILE\n");
-    return 2;
-  }
-  const parsed = parseBlueprint(text, config.defaults);
-  if (!parsed.ok) {
-    process.stderr.write(
-      `Invalid blueprint (${parsed.issues.length} problems):\n${formatIssues(parsed.issues)}\n`,
-    );
-    return 2;
-  }
-  process.stdout.write(`${summarizeBlueprint(parsed.blueprint)}\n`);
-  return 0;
+function write(stream: NodeJS.WriteStream, text: string): void {
+  if (text !== "") stream.write(text);
 }
 
-/** `--dry-run`: fetch and probe the inputs, print the plan and the FFmpeg commands; encode nothing. */
-async function dryRun(
-  text: string | undefined,
-  config: Config,
-  logger: Logger,
-  signal: AbortSignal,
-): Promise<number> {
-  const status = check(text, config);
-  if (status !== 0 || text === undefined) return status;
-  const parsed = parseBlueprint(text, config.defaults);
-  if (!parsed.ok) return 2;
-  const workDir = await mkdtemp(path.join(os.tmpdir(), "video-job-dry-"));
-  const storage = createStorage(config, logger);
-  try {
-    const inputs = await prepareInputs(parsed.blueprint, storage, workDir, { config, logger, signal });
-    const { plan } = inputs;
-    const commands = planCommands(plan, {
-      inputs: inputs.clips,
-      audio: inputs.audio,
-      workDir: path.join(workDir, "render"),
-      output: path.join(workDir, `output.${parsed.blueprint.output_config.output_format}`),
+/** Aborts `controller` on SIGTERM/SIGINT with the error to record; exits after a grace period. */
+function onSignals(controller: AbortController, logger: Logger): void {
+  for (const signalName of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signalName, () => {
+      logger.warn({ signal: signalName }, `Received ${signalName}: stopping`);
+      controller.abort(
+        new JobError(`Job terminated: ${signalName}`, { code: "TERMINATED", retryable: true }),
+      );
+      setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref();
     });
-    const lines = [
-      "",
-      `Render plan: ${plan.width}x${plan.height} @ ${plan.fps} fps, ${plan.totalFrames} frames (${plan.duration.toFixed(3)} s)`,
-      ...plan.warnings.map((warning) => `warning: ${warning}`),
-      ...(clipCacheApplies(config, parsed.blueprint)
-        ? [
-            `Clip cache on (${config.clipCachePrefix}): a run stream-copies move bodies from cached normalised clips` +
-              " and re-encodes only transition windows, cut-ins and holds; the commands below are the uncached path.",
-          ]
-        : []),
-      `FFmpeg commands (${commands.length}):`,
-      ...commands.map((args) => `${config.ffmpegPath} ${args.map(shellQuote).join(" ")}`),
-    ];
-    process.stdout.write(`${lines.join("\n")}\n`);
-    return 0;
-  } finally {
-    await rm(workDir, { recursive: true, force: true });
-    await storage.dispose?.();
   }
-}
-
-function shellQuote(arg: string): string {
-  return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replaceAll("'", `'\\''`)}'`;
 }
 
 async function main(argv: readonly string[]): Promise<number> {
@@ -108,62 +66,91 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
+  if (options.version) {
+    process.stdout.write(`${await version()}\n`);
+    return 0;
+  }
+
+  const env = readEnvironment();
+  const { text, readError } = await readBlueprint(options.blueprintFile, env);
+
+  if (options.check || options.dryRun) {
+    // stdout holds only the requested output; logs (dry run) go to stderr.
+    const checked = checkInputs(text, env, readError);
+    if (options.check || !checked.report.valid) {
+      if (options.json) write(process.stdout, `${JSON.stringify(checked.report)}\n`);
+      else {
+        const { stdout, stderr } = formatCheck(checked);
+        write(process.stdout, stdout);
+        write(process.stderr, stderr);
+      }
+      return checked.report.valid ? 0 : 2;
+    }
+    const config = checked.config as Config;
+    const logger = createLogger({ level: config.logLevel, format: config.logFormat, stderr: true });
+    const controller = new AbortController();
+    onSignals(controller, logger);
+    const cpus = await readGrantedCpus();
+    const { report, exitCode } = await dryRun(checked, {
+      logger,
+      signal: controller.signal,
+      concurrency: Math.min(MAX_RENDER_CONCURRENCY, cpus.cpus),
+    });
+    write(process.stdout, options.json ? `${JSON.stringify(report)}\n` : formatDryRun(report, checked));
+    return exitCode;
+  }
 
   let config: Config;
   try {
-    config = loadConfig(readEnvironment());
+    config = loadConfig(env);
   } catch (err) {
     process.stderr.write(`${coerceError(err).message}\n`);
     return 2;
   }
-  let text: string | undefined;
-  try {
-    text = await readBlueprintText(options.blueprintFile, config);
-  } catch (err) {
-    process.stderr.write(`${coerceError(err).message}\n`);
+  if (readError !== undefined) {
+    process.stderr.write(`${readError}\n`);
     return 2;
   }
-  if (options.check) return check(text, config);
 
-  const logger = createLogger({ level: config.logLevel, format: config.logFormat }).child({
+  // On a terminal the progress bar and the pretty log lines share stderr: logs clear and redraw the bar.
+  const bar: ProgressBar | undefined =
+    process.stderr.isTTY && config.logFormat === "pretty" ? createProgressBar() : undefined;
+  const logger = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    ...(bar === undefined ? {} : { prettyStream: bar.logStream }),
+  }).child({
     user_id: config.userId,
     execution: config.cloudRun.execution,
     attempt: config.cloudRun.taskAttempt,
   });
   const controller = new AbortController();
-  for (const signalName of ["SIGTERM", "SIGINT"] as const) {
-    process.once(signalName, () => {
-      logger.warn({ signal: signalName }, `Received ${signalName}: stopping`);
-      controller.abort(
-        new JobError(`Job terminated: ${signalName}`, { code: "TERMINATED", retryable: true }),
-      );
-      setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS).unref();
-    });
-  }
+  onSignals(controller, logger);
+  const cpus = await readGrantedCpus();
   logger.info(
     {
+      version: await version(),
+      node: process.version,
       storage: config.gcsBucket === undefined ? "local" : "gcs",
       bucket: config.gcsBucket,
       gcp_project: config.gcpProjectId,
       gcp_region: config.gcpRegion,
       cloud_run_job: config.cloudRun.job,
       cloud_run_task_index: config.cloudRun.taskIndex,
+      cpus: cpus.cpus,
+      cpu_quota: cpus.quota,
+      cpu_limit: cpus.source,
     },
     "Job started",
   );
-
-  if (options.dryRun) {
-    try {
-      return await dryRun(text, config, logger, controller.signal);
-    } catch (err) {
-      const error = coerceError(err);
-      logger.error({ code: error.code }, error.message);
-      return error.exitCode;
-    }
-  }
-
-  const reporter = process.stderr.isTTY && config.logFormat === "pretty" ? createProgressBar() : undefined;
-  const outcome = await runJob({ config, logger, blueprintText: text, signal: controller.signal, reporter });
+  const outcome = await runJob({
+    config,
+    logger,
+    blueprintText: text,
+    signal: controller.signal,
+    reporter: bar,
+    cpus: cpus.cpus,
+  });
   return outcome.exitCode;
 }
 

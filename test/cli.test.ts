@@ -8,17 +8,23 @@ describe("parseCli", () => {
       blueprintFile: "b.json",
       check: true,
       dryRun: false,
+      json: false,
       help: false,
+      version: false,
     });
     expect(parseCli([]).check).toBe(false);
     expect(parseCli(["--dry-run"]).dryRun).toBe(true);
     expect(parseCli(["-h"]).help).toBe(true);
+    expect(parseCli(["--version"]).version).toBe(true);
+    expect(parseCli(["--check", "--json"]).json).toBe(true);
+    expect(parseCli(["--dry-run", "--json"]).json).toBe(true);
   });
 
   it("rejects unknown flags and contradictory modes", () => {
     expect(() => parseCli(["--force"])).toThrow(/force/);
     expect(() => parseCli(["--check", "--dry-run"])).toThrow(/cannot be combined/);
     expect(() => parseCli(["stray"])).toThrow();
+    expect(() => parseCli(["--json"])).toThrow(/--check or --dry-run/);
   });
 });
 

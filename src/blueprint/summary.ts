@@ -46,3 +46,55 @@ export function summarizeBlueprint(bp: Blueprint): string {
   ];
   return lines.join("\n");
 }
+
+/** What would be rendered, as data (for `--check --json` and `--dry-run --json`). */
+export interface BlueprintSummary {
+  task_id: string;
+  moves: number;
+  total_duration: number;
+  transitions: Partial<Record<(typeof TRANSITION_TYPES)[number], number>>;
+  transition_duration: number;
+  audio_path: string;
+  fade_duration: number;
+  normalize_audio: boolean;
+  output_path: string;
+  output_format: string;
+  video_codec: string;
+  audio_codec: string;
+  crf: number;
+  video_bitrate: string | null;
+  audio_bitrate: string;
+  preset: string;
+  frame_rate: number;
+  /** `WIDTHxHEIGHT`, or null: the first clip's size. */
+  resolution: string | null;
+}
+
+export function summaryOf(bp: Blueprint): BlueprintSummary {
+  const out = bp.output_config;
+  const transitions: BlueprintSummary["transitions"] = {};
+  for (const type of TRANSITION_TYPES) {
+    const count = bp.moves.filter((move) => move.transition_type === type).length;
+    if (count > 0) transitions[type] = count;
+  }
+  return {
+    task_id: bp.task_id,
+    moves: bp.moves.length,
+    total_duration: bp.total_duration,
+    transitions,
+    transition_duration: out.transition_duration,
+    audio_path: bp.audio_path,
+    fade_duration: out.fade_duration,
+    normalize_audio: out.normalize_audio,
+    output_path: out.output_path,
+    output_format: out.output_format,
+    video_codec: out.video_codec,
+    audio_codec: out.audio_codec,
+    crf: out.crf,
+    video_bitrate: out.video_bitrate ?? null,
+    audio_bitrate: out.audio_bitrate,
+    preset: out.preset,
+    frame_rate: out.frame_rate,
+    resolution: out.resolution ? `${out.resolution.width}x${out.resolution.height}` : null,
+  };
+}

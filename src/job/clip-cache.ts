@@ -222,6 +222,8 @@ export interface PrepareCachedOptions {
   onProgress?: (p: CacheProgress) => void;
   /** Test hook: the cache's GOP (default CACHE_GOP). */
   gop?: number;
+  /** Entries built at once, one single-threaded FFmpeg each (default 2; the job passes its granted CPUs). */
+  buildConcurrency?: number;
 }
 
 /**
@@ -390,7 +392,7 @@ async function prepare(
   );
 
   // Build what is missing, two at a time.
-  const builds = pLimit(BUILD_CONCURRENCY);
+  const builds = pLimit(Math.max(1, options.buildConcurrency ?? BUILD_CONCURRENCY));
   let built = 0;
   await Promise.all(
     missing.map((key) =>

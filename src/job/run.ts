@@ -6,7 +6,8 @@ import { parseBlueprint } from "../blueprint/parse.js";
 import { formatIssues } from "../blueprint/summary.js";
 import type { Blueprint } from "../blueprint/types.js";
 import type { Config } from "../config.js";
-import { coerceError, JobError, type Stage } from "../errors.js";
+import { readGrantedCpus } from "../cpus.js";
+import { coerceError, errorLogFields, JobError, type Stage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { planAssembly, planAssemblySteps } from "../media/assembly.js";
 import type { RenderPlan, RenderSteps } from "../media/plan.js";
@@ -38,7 +39,12 @@ export interface JobInput {
   signal: AbortSignal;
   /** Live progress on a terminal (optional). */
   reporter?: ProgressReporter;
+  /** CPUs granted to the job (cgroup quota, affinity); read from the system when absent. */
+  cpus?: number;
 }
+
+/** FFmpeg runs at once never exceed this, whatever the CPUs: each holds its own frames in memory. */
+export const MAX_RENDER_CONCURRENCY = 8;
 
 export type JobOutcome =
   | { status: "completed"; exitCode: 0; result: TaskResult }
@@ -94,6 +100,9 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
   const { config, signal, reporter } = input;
   const jobStarted = performance.now();
   let logger = input.logger;
+  // Every FFmpeg piece is single-threaded; one runs per granted CPU, and the decode check uses them all.
+  const cpus = input.cpus ?? (await readGrantedCpus()).cpus;
+  const concurrency = Math.min(MAX_RENDER_CONCURRENCY, cpus);
 
   const { blueprint, error: invalid } = blueprintError(input.blueprintText, config);
   const blueprintSha256 = createHash("sha256")
@@ -144,7 +153,7 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
   try {
     const database = await openDatabase(config, logger);
     closeDatabase = database.close;
-    tasks = createTaskStore(database.pool, { logger, userId: config.userId });
+    tasks = createTaskStore(database.pool, { logger, userId: config.userId, signal });
     if (database.embedded || config.createMissingTask) {
       const created = await tasks.ensure(taskId, config.userId ?? 1);
       if (created && config.createMissingTask) {
@@ -209,6 +218,7 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
         config,
         logger,
         signal,
+        buildConcurrency: concurrency,
         onProgress: (p) => {
           const message =
             p.phase === "lookup"
@@ -264,6 +274,7 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
       ffmpegPath: config.ffmpegPath,
       signal,
       logger,
+      concurrency,
       onProgress: (p) => {
         reporter?.update(p.percent / 100, progressDetail(p));
         void tasks?.progress(taskId, {
@@ -277,6 +288,8 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
       ffprobePath: config.ffprobePath,
       ffmpegPath: config.ffmpegPath,
       signal,
+      threads: cpus,
+      logger,
     });
     logger.info(
       { ...output, render_seconds: Math.round(renderSeconds * 100) / 100 },
@@ -326,8 +339,11 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
   } catch (raw) {
     // An abort surfaces as whatever the interrupted call threw; the signal's reason says why.
     const error = signal.aborted ? coerceError(signal.reason) : coerceError(raw);
-    const log = error.code === "INTERNAL" ? logger.error.bind(logger) : logger.warn.bind(logger);
-    log({ err: raw, code: error.code, stage, issues: error.details }, `Job failed: ${error.message}`);
+    // Every failure is an ERROR entry; an internal one carries its stack_trace for error reporting.
+    logger.error(
+      { err: raw, ...errorLogFields(error, raw), stage, issues: error.details },
+      `Job failed: ${error.message}`,
+    );
     let recorded = false;
     if (tasks !== undefined && !["TASK_NOT_FOUND", "TASK_FORBIDDEN"].includes(error.code)) {
       try {

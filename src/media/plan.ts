@@ -497,8 +497,12 @@ export function audioStep(
     label: `encoding the song ${audio.key}`,
     args: [
       ...COMMON,
+      "-threads",
+      "1",
       "-i",
       files.audio,
+      "-filter_threads",
+      "1",
       "-map",
       "0:a:0",
       "-vn",

@@ -4,6 +4,7 @@
  */
 import { stat } from "node:fs/promises";
 import { JobError } from "../errors.js";
+import type { Logger } from "../log.js";
 import { redactPaths, runFfmpeg, runFfprobeJson } from "./ffmpeg.js";
 import type { RenderPlan } from "./plan.js";
 import { parseRate } from "./probe.js";
@@ -50,7 +51,15 @@ function fail(problems: string[], details?: unknown): JobError {
 export async function verifyOutput(
   file: string,
   plan: RenderPlan,
-  options: { ffprobePath?: string; ffmpegPath?: string; signal?: AbortSignal; decodeCheck?: boolean } = {},
+  options: {
+    ffprobePath?: string;
+    ffmpegPath?: string;
+    signal?: AbortSignal;
+    decodeCheck?: boolean;
+    /** Decoder and filter threads of the decode check (default 1; the job passes its granted CPUs). */
+    threads?: number;
+    logger?: Logger;
+  } = {},
 ): Promise<VerifiedOutput> {
   const size = await stat(file).then(
     (s) => s.size,
@@ -97,11 +106,28 @@ export async function verifyOutput(
   if (problems.length > 0) throw fail(problems, { streams, format: json.format });
 
   if (options.decodeCheck ?? true) {
+    // Without -threads FFmpeg sizes itself from the CPUs it sees, not the quota it is granted.
+    const threads = String(Math.max(1, Math.floor(options.threads ?? 1)));
     const { stderr } = await runFfmpeg(
-      ["-hide_banner", "-nostdin", "-v", "error", "-i", file, "-f", "null", "-"],
+      [
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-filter_threads",
+        threads,
+        "-threads",
+        threads,
+        "-i",
+        file,
+        "-f",
+        "null",
+        "-",
+      ],
       {
         ffmpegPath: options.ffmpegPath,
         signal: options.signal,
+        logger: options.logger,
         timeoutMs: Math.ceil(
           30_000 + 2_000 * plan.duration * Math.max(1, (plan.width * plan.height) / (1280 * 720)),
         ),

@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from "node:timers/promises";
+import pRetry from "p-retry";
 import type { Logger } from "../log.js";
 
 /** SQLSTATEs outside class 08 that still mean "the server went away": admin/crash shutdown, cannot connect now. */
@@ -36,26 +36,46 @@ export function isConnectionError(raw: unknown, depth = 0): boolean {
 /** How many times a required statement is tried in all (SPEC §5: 3 attempts). */
 export const MAX_ATTEMPTS = 3;
 
+export interface ConnectionRetryOptions {
+  /**
+   * The waits of an exponential backoff: the first wait is `delaysMs[0]`, each next one grows by
+   * `delaysMs[1] / delaysMs[0]`, capped at the largest entry (SPEC §5: 1 s, 2 s, 4 s).
+   */
+  delaysMs: readonly number[];
+  logger: Logger;
+  what: string;
+  /** Aborts a wait between attempts (and any later attempt): the job's SIGTERM/SIGINT. */
+  signal?: AbortSignal;
+}
+
 /**
- * Runs `operation` up to MAX_ATTEMPTS times, waiting `delaysMs[i]` (the last entry repeats) after the
- * i-th failure, but only while the failure is a connection error; any other error is thrown at once.
- * The final error is thrown as is: the caller decides what it means.
+ * Runs `operation` up to MAX_ATTEMPTS times (p-retry), waiting between attempts, but only while the
+ * failure is a connection error; any other error is thrown at once. The final error is thrown as is:
+ * the caller decides what it means. An abort of `signal` rejects with the signal's reason.
  */
-export async function withConnectionRetry<T>(
+export function withConnectionRetry<T>(
   operation: () => Promise<T>,
-  options: { delaysMs: readonly number[]; logger: Logger; what: string },
+  options: ConnectionRetryOptions,
 ): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await operation();
-    } catch (err) {
-      if (attempt >= MAX_ATTEMPTS || !isConnectionError(err)) throw err;
-      const delay = options.delaysMs[Math.min(attempt - 1, options.delaysMs.length - 1)] ?? 1000;
+  const first = Math.max(0, options.delaysMs[0] ?? 1000);
+  const second = options.delaysMs[1] ?? first;
+  const factor = first > 0 && second > 0 ? second / first : 1;
+  const maxTimeout = Math.max(first, ...options.delaysMs);
+  return pRetry(operation, {
+    retries: MAX_ATTEMPTS - 1,
+    minTimeout: first,
+    factor,
+    maxTimeout,
+    randomize: false,
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+    shouldRetry: ({ error }) => isConnectionError(error),
+    onFailedAttempt: ({ error, attemptNumber, retriesLeft }) => {
+      if (retriesLeft === 0 || !isConnectionError(error)) return;
+      const delay = Math.min(maxTimeout, Math.round(first * factor ** (attemptNumber - 1)));
       options.logger.warn(
-        { err, attempt, max_attempts: MAX_ATTEMPTS, retry_in_ms: delay },
+        { err: error, attempt: attemptNumber, max_attempts: MAX_ATTEMPTS, retry_in_ms: delay },
         `Database unavailable (${options.what}); retrying`,
       );
-      await sleep(delay);
-    }
-  }
+    },
+  });
 }

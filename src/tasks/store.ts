@@ -60,6 +60,11 @@ export interface TaskStoreOptions {
   throttleMs?: number;
   /** Waits between attempts of a required statement on connection errors (default 1 s, 2 s, 4 s). */
   retryDelaysMs?: number[];
+  /**
+   * The job's abort signal: a SIGTERM stops the retries of the statements before the work (ensure,
+   * load, start). The final writes (complete, fail) record the outcome and are never cut short by it.
+   */
+  signal?: AbortSignal;
 }
 
 export interface TaskStore {
@@ -166,10 +171,17 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
     taskId: string,
     sql: string,
     params: unknown[],
+    signal?: AbortSignal,
   ): Promise<pg.QueryResult> {
     try {
-      return await withConnectionRetry(() => pool.query(sql, params), { delaysMs, logger, what });
+      return await withConnectionRetry(() => pool.query(sql, params), {
+        delaysMs,
+        logger,
+        what,
+        ...(signal === undefined ? {} : { signal }),
+      });
     } catch (err) {
+      if (signal?.aborted && err === signal.reason) throw err;
       const connection = isConnectionError(err);
       const reason = err instanceof Error ? err.message : String(err);
       throw new JobError(
@@ -182,8 +194,14 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
   }
 
   /** A required write that must hit exactly our row. */
-  async function write(what: string, taskId: string, sql: string, params: unknown[]): Promise<void> {
-    const result = await required(what, taskId, sql, params);
+  async function write(
+    what: string,
+    taskId: string,
+    sql: string,
+    params: unknown[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const result = await required(what, taskId, sql, params, signal);
     if (result.rowCount === 0) {
       throw new JobError(`Task ${taskId} not found for this user; nothing was updated`, {
         code: "TASK_NOT_FOUND",
@@ -260,12 +278,18 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
 
   return {
     async ensure(taskId, ownerId) {
-      const result = await required("create the task row", taskId, INSERT_PENDING, [taskId, ownerId]);
+      const result = await required(
+        "create the task row",
+        taskId,
+        INSERT_PENDING,
+        [taskId, ownerId],
+        options.signal,
+      );
       return result.rowCount === 1;
     },
 
     async load(taskId) {
-      const result = await required("load the task row", taskId, SELECT_TASK, [taskId]);
+      const result = await required("load the task row", taskId, SELECT_TASK, [taskId], options.signal);
       const raw = result.rows[0] as RawTaskRow | undefined;
       if (raw === undefined) throw new JobError(`Task ${taskId} not found`, { code: "TASK_NOT_FOUND" });
       const row: TaskRow = { ...raw, user_id: Number(raw.user_id) };
@@ -282,7 +306,13 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
     },
 
     async start(taskId, message) {
-      await write("mark the task started", taskId, UPDATE_STARTED, [taskId, userId, storableText(message)]);
+      await write(
+        "mark the task started",
+        taskId,
+        UPDATE_STARTED,
+        [taskId, userId, storableText(message)],
+        options.signal,
+      );
     },
 
     progress(taskId, update) {
