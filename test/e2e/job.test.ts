@@ -1,9 +1,17 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Run, runCli } from "../helpers/cli.js";
+import { ROOT, type Run, runCli } from "../helpers/cli.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import { makeClip, makeSong, probeVideo } from "./media.js";
 
@@ -277,11 +285,156 @@ describe("CLI modes", () => {
     expect(tempLeftovers()).toEqual([]);
   });
 
+  it("--check --json prints one JSON object: valid, no problems, the summary", async () => {
+    const result = await run({ BLUEPRINT_JSON: JSON.stringify(SIMPLE) }, { args: ["--check", "--json"] });
+    expect(result.code).toBe(0);
+    expect(result.stderr).toBe("");
+    expect(result.stdout.trim().split("\n")).toHaveLength(1);
+    const report = JSON.parse(result.stdout) as Record<string, unknown>;
+    expect(report).toEqual({
+      valid: true,
+      problems: [],
+      summary: expect.objectContaining({
+        task_id: TASK_ID,
+        moves: 3,
+        total_duration: 3,
+        transitions: { cut: 1, crossfade: 1, fade_black: 1 },
+        output_path: "output/e2e.mp4",
+        output_format: "mp4",
+        video_codec: "libx264",
+        frame_rate: 30,
+        resolution: null,
+      }),
+    });
+  });
+
+  it("--check --json lists every problem with path, expected and found, configuration included (exit 2)", async () => {
+    const bad = { ...SIMPLE, moves: [{ ...SIMPLE.moves[0], duration: "8" }], audio_path: undefined };
+    const result = await run(
+      { VIDEO_CRF: "80", BLUEPRINT_JSON: JSON.stringify(bad) },
+      { args: ["--check", "--json"] },
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe("");
+    const report = JSON.parse(result.stdout) as {
+      valid: boolean;
+      problems: Array<Record<string, unknown>>;
+      summary: unknown;
+    };
+    expect(report.valid).toBe(false);
+    expect(report.summary).toBeNull();
+    expect(report.problems).toContainEqual(
+      expect.objectContaining({ source: "environment", path: "VIDEO_CRF" }),
+    );
+    expect(report.problems).toContainEqual({
+      source: "blueprint",
+      path: "moves[0].duration",
+      message: expect.stringContaining("expected"),
+      expected: expect.any(String),
+      found: expect.stringContaining('"8"'),
+    });
+    expect(report.problems).toContainEqual(
+      expect.objectContaining({ path: "audio_path", message: "Missing required field: audio_path" }),
+    );
+    for (const problem of report.problems) {
+      expect(Object.keys(problem).sort()).toEqual(["expected", "found", "message", "path", "source"]);
+    }
+  });
+
+  it("--dry-run --json prints only the plan as JSON on stdout (logs on stderr) and writes nothing", async () => {
+    const before = await row();
+    const result = await run({ BLUEPRINT_JSON: JSON.stringify(SIMPLE) }, { args: ["--dry-run", "--json"] });
+    expect(result.code).toBe(0);
+    expect(result.stdout.trim().split("\n")).toHaveLength(1);
+    const report = JSON.parse(result.stdout) as {
+      valid: boolean;
+      plan: Record<string, unknown>;
+      commands: string[][];
+      error: unknown;
+    };
+    expect(report.valid).toBe(true);
+    expect(report.error).toBeNull();
+    expect(report.plan).toMatchObject({
+      width: 320,
+      height: 240,
+      fps: 30,
+      total_frames: 90,
+      clip_cache: true,
+    });
+    expect(report.commands.length).toBeGreaterThan(3);
+    for (const command of report.commands) expect(command[0]).toBe("ffmpeg");
+    expect(report.commands.some((command) => command.includes("-filter_complex"))).toBe(true);
+    expect(existsSync(path.join(root, "output"))).toBe(false);
+    expect(await row()).toEqual(before);
+    expect(tempLeftovers()).toEqual([]);
+  });
+
+  it("--dry-run --json reports a missing clip as an error object (exit 1)", async () => {
+    const missing = blueprint([{ clip: "clips/nope.mp4", duration: 1 }]);
+    const result = await run({ BLUEPRINT_JSON: JSON.stringify(missing) }, { args: ["--dry-run", "--json"] });
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout) as {
+      valid: boolean;
+      plan: unknown;
+      error: Record<string, unknown>;
+    };
+    expect(report.valid).toBe(true);
+    expect(report.plan).toBeNull();
+    expect(report.error).toMatchObject({ code: "STORAGE_NOT_FOUND", retryable: false });
+    expect(String(report.error["message"])).toContain("clips/nope.mp4");
+    const errorLine = result.stderr.split("\n").find((line) => line.includes('"severity":"ERROR"'));
+    expect(errorLine).toBeDefined();
+  });
+
+  it("--version prints the package version", async () => {
+    const result = await run({}, { args: ["--version"] });
+    expect(result.code).toBe(0);
+    const pkg = JSON.parse(readFileSync(path.join(ROOT, "package.json"), "utf8")) as { version: string };
+    expect(result.stdout).toBe(`${pkg.version}\n`);
+  });
+
+  it("a failed run is logged at ERROR", async () => {
+    const missing = blueprint([{ clip: "clips/nope.mp4", duration: 1 }]);
+    const result = await run({ TASK_ID, BLUEPRINT_JSON: JSON.stringify(missing) });
+    expect(result.code).toBe(1);
+    const failed = result.logs.find((line) => String(line["message"]).startsWith("Job failed"));
+    expect(failed).toMatchObject({ severity: "ERROR", code: "STORAGE_NOT_FOUND", stage: "fetching" });
+    // Not an internal error: no stack trace for error reporting.
+    expect(failed?.["stack_trace"]).toBeUndefined();
+  });
+
   it("reports invalid configuration all at once with exit 2", async () => {
     const result = await run({ VIDEO_CRF: "80", DB_PORT: "x", BLUEPRINT_JSON: JSON.stringify(SIMPLE) });
     expect(result.code).toBe(2);
     expect(result.stderr).toContain("VIDEO_CRF");
     expect(result.stderr).toContain("DB_PORT");
+  });
+});
+
+describe("threads from the CPUs granted", () => {
+  it("under taskset -c 0 every FFmpeg run is single-threaded and one runs at a time", async () => {
+    const result = await run(
+      { TASK_ID, BLUEPRINT_JSON: JSON.stringify(SIMPLE), LOG_LEVEL: "DEBUG", CLIP_CACHE: "off" },
+      { wrap: ["taskset", "-c", "0"] },
+    );
+    expect(result.code).toBe(0);
+    expect(result.logs.find((line) => line["message"] === "Job started")).toMatchObject({
+      cpus: 1,
+      cpu_limit: "affinity",
+    });
+    expect(result.logs.find((line) => line["message"] === "Rendering")).toMatchObject({ concurrency: 1 });
+    const runs = result.logs.filter((line) => Array.isArray(line["args"]) && line["ffmpeg"] !== undefined);
+    const decoding = runs.filter((line) => !(line["args"] as string[]).join(" ").includes("-c copy"));
+    expect(decoding.length).toBeGreaterThan(3);
+    for (const line of decoding) {
+      const args = line["args"] as string[];
+      const threads = args.flatMap((arg, i) => (arg === "-threads" ? [args[i + 1]] : []));
+      expect(threads.length, String(line["message"])).toBeGreaterThan(0);
+      expect(new Set(threads), String(line["message"])).toEqual(new Set(["1"]));
+    }
+    const check = decoding.find((line) => String(line["message"]).includes("decoding the rendered video"));
+    expect(check?.["args"]).toEqual(expect.arrayContaining(["-threads", "1", "-filter_threads", "1"]));
+    expect((await row()).status).toBe("completed");
   });
 });
 

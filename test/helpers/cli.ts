@@ -36,6 +36,8 @@ export interface RunOptions {
   sampleRss?: boolean;
   /** Hard limit: SIGKILL after this long (the test then fails on the exit code). */
   killAfterMs?: number;
+  /** A command that execs node, e.g. `["taskset", "-c", "0"]` (it must exec, keeping the pid). */
+  wrap?: string[];
 }
 
 /** Descendant pids of `pid` (children, grandchildren…), from /proc. */
@@ -91,7 +93,8 @@ export function runCli(options: RunOptions): Promise<Run> {
   };
   for (const [key, value] of Object.entries(options.env)) if (value !== undefined) env[key] = value;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...(options.args ?? [])], {
+    const [command, ...prefix] = [...(options.wrap ?? []), process.execPath];
+    const child = spawn(command ?? process.execPath, [...prefix, CLI, ...(options.args ?? [])], {
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });

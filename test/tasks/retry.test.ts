@@ -2,7 +2,8 @@ import { describe, expect, it } from "vitest";
 import { MAX_ATTEMPTS, withConnectionRetry } from "../../src/tasks/retry.js";
 import { captureLogs } from "./log-capture.js";
 
-const refused = () => Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
+const refused = () =>
+  Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });
 
 describe("withConnectionRetry (p-retry)", () => {
   it("tries a connection error 3 times, logging each retry with its wait, then throws the last error", async () => {
