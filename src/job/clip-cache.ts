@@ -78,7 +78,7 @@ export function clipCacheApplies(config: Config, blueprint: Blueprint): boolean 
   return config.clipCache && blueprint.output_config.video_codec === "libx264";
 }
 
-/** Builds at once: each is one single-threaded x264 run (one per core). */
+/** Builds at once when the caller does not say (the job passes its granted CPUs): one single-threaded x264 each. */
 const BUILD_CONCURRENCY = 2;
 
 function cacheKey(prefix: string, ...parts: string[]): string {
@@ -391,7 +391,7 @@ async function prepare(
     ),
   );
 
-  // Build what is missing, two at a time.
+  // Build what is missing, one per granted CPU.
   const builds = pLimit(Math.max(1, options.buildConcurrency ?? BUILD_CONCURRENCY));
   let built = 0;
   await Promise.all(

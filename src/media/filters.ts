@@ -51,7 +51,7 @@ export function fitInto(
 }
 
 /**
- * One thread per decoder, encoder and filtergraph: pieces run side by side (one per core), and each
+ * One thread per decoder, encoder and filtergraph: pieces run side by side (one per granted CPU), and each
  * extra codec thread holds its own frames. Measured on a 720p body: 180 MB RSS with default
  * threads, 140 MB single-threaded, same CPU seconds (docs/decisions/render-architecture.md).
  */

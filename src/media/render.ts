@@ -21,7 +21,7 @@ export interface RenderOptions extends RenderFiles {
   signal: AbortSignal;
   logger: Logger;
   onProgress?: (p: RenderProgress) => void;
-  /** FFmpeg runs at once (default 2: one per core; x264 threads within each). */
+  /** FFmpeg runs at once (default 2; the job passes the CPUs it is granted). Each run is single-threaded. */
   concurrency?: number;
 }
 
