@@ -8,7 +8,7 @@
  *   npm run bench -- --moves 6          # a quick smoke run
  */
 import { execFileSync } from "node:child_process";
-import { mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { cpus } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,6 +28,7 @@ const { values } = parseArgs({
 const moveCount = Number(values.moves);
 const pinned = values.cpus === undefined ? undefined : Number(values.cpus);
 const MOVE_SECONDS = 8;
+const KEPT_MARKER = "<!-- kept by npm run bench -->";
 const FPS = 30;
 
 const benchDir = path.join(root, ".cache", "bench");
@@ -278,5 +279,9 @@ ${rows.join("\n")}
 - RSS is summed over the whole process tree (sampled every 100 ms); temp is the bytes in the run's temp
   directory; CPU s is user+system time of the whole tree.
 `;
-await writeFile(path.resolve(root, values.out), report);
+// Sections below the marker are kept (one-vCPU figures measured separately, see BENCHMARKS.md).
+const outFile = path.resolve(root, values.out);
+const previous = await readFile(outFile, "utf8").catch(() => "");
+const kept = previous.indexOf(KEPT_MARKER);
+await writeFile(outFile, kept === -1 ? report : `${report}\n${previous.slice(kept)}`);
 process.stdout.write(`\n${report}`);
