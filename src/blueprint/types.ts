@@ -3,7 +3,17 @@
  * Field names stay those of the API's JSON (snake_case) so logs and errors speak the producer's language.
  * Every default is already applied; storage keys are normalised (a `gs://<bucket>/` prefix removed).
  */
-export const TRANSITION_TYPES = ["cut", "crossfade", "fade_black", "fade_white"] as const;
+export const TRANSITION_TYPES = [
+  "cut",
+  "crossfade",
+  "fade_black",
+  "fade_white",
+  "wipe_left",
+  "wipe_right",
+  "zoom_in",
+  "zoom_out",
+  "rotate",
+] as const;
 export type TransitionType = (typeof TRANSITION_TYPES)[number];
 
 export const OUTPUT_FORMATS = ["mp4", "mov", "mkv", "webm"] as const;

@@ -10,7 +10,7 @@
  * uses the same encoder options, so entries and pieces share SPS/PPS and join with `-c copy`.
  *
  * A move body = entry frames [j0, j0 + n): re-encoded from j0 up to the first keyframe at or after
- * the end of any fade-in (the *cut-in*), stream-copied from that keyframe up to the entry's end or
+ * the end of any opening transition (the *cut-in*), stream-copied from that keyframe up to the entry's end or
  * the body's end, and re-encoded again for frames past the entry's last one (the *hold*). Without
  * B-frames any end frame is clean. Transition windows are re-encoded from the entries.
  *
@@ -218,11 +218,11 @@ export function planAssembly(
     const n = piece.frames;
     // Real entry frames the body shows; past them the last frame is held.
     const copyEnd = Math.max(j0, Math.min(j0 + n, entry.frames));
-    const fadeEnd = j0 + (piece.fadeIn?.frames ?? 0);
-    const keyframe = Math.ceil(Math.max(j0, fadeEnd) / gop) * gop;
+    const openingEnd = j0 + (piece.opening?.frames ?? 0);
+    const keyframe = Math.ceil(Math.max(j0, openingEnd) / gop) * gop;
     const body = (startFrame: number, from: number, frames: number, role: AssemblyRole): EncodeItem => {
       const fade =
-        piece.fadeIn !== undefined && startFrame === piece.startFrame ? { fadeIn: piece.fadeIn } : {};
+        piece.opening !== undefined && startFrame === piece.startFrame ? { opening: piece.opening } : {};
       return {
         kind: "encode",
         role,

@@ -282,3 +282,105 @@ export function songFilter(song: SongFilter): string {
     `atrim=end=${secs(song.duration)}`,
   ].join(",");
 }
+
+/*
+ * Transition effects (docs/BLUEPRINT_SCHEMA.md, "Transitions"). Each is a per-frame filter whose
+ * parameters are expressions of the frame's index in its window, so every frame is determined by
+ * its position alone, on both render paths and at any size or rate. Progress through a window of
+ * `D` frames is (k+1)/(D+1) for frame k, as for the crossfade: neither end repeats a pure frame of
+ * either move.
+ */
+
+/**
+ * The index of the current frame in its chain, from its timestamp: every span chain ends with
+ * `setpts=N/FRAME_RATE/TB`, so frame k has t = k/F. Timestamps are used rather than the filters'
+ * own frame counters, whose origin differs between filters.
+ */
+export function frameIndexExpr(fps: number): string {
+  const [num, den] = rateString(fps).split("/");
+  return `floor(t*${num}/${den}+0.5)`;
+}
+
+/** `zoom_in` / `zoom_out` magnify up to this factor (the centre half of the picture fills the frame). */
+export const ZOOM_FACTOR = 2;
+
+/**
+ * Magnifies the picture about its centre by `scale` (an expression ≥ 1), keeping its size and
+ * aspect ratio (sub-pixel source corners, bilinear). In `scale`, `in` is the frame's 1-based
+ * index in this filter's input: perspective, the one filter that zooms by sub-pixel amounts per
+ * frame without changing the frame size, offers no timestamp.
+ */
+export function zoomFilter(scale: string, enable?: string): string {
+  const s = `(${scale})`;
+  const near = (side: "W" | "H") => `${side}/2*(1-1/${s})`;
+  const far = (side: "W" | "H") => `${side}/2*(1+1/${s})`;
+  const corners = [
+    `x0='${near("W")}'`,
+    `y0='${near("H")}'`,
+    `x1='${far("W")}'`,
+    `y1='${near("H")}'`,
+    `x2='${near("W")}'`,
+    `y2='${far("H")}'`,
+    `x3='${far("W")}'`,
+    `y3='${far("H")}'`,
+  ];
+  return `perspective=${corners.join(":")}:eval=frame${enable === undefined ? "" : `:enable='${enable}'`}`;
+}
+
+/** Rotates the picture clockwise by `angle` radians about its centre, size kept, black behind. */
+export function rotateFilter(angle: string, enable?: string): string {
+  return `rotate=a='${angle}':ow=iw:oh=ih:c=black${enable === undefined ? "" : `:enable='${enable}'`}`;
+}
+
+export type WipeType = "wipe_left" | "wipe_right";
+
+/** Width (even, in pixels) the incoming picture covers at `progress` (an expression in [0, 1]). */
+function wipeCover(width: number, progress: string): string {
+  return `2*floor(${width / 2}*(${progress})+0.5)`;
+}
+
+/**
+ * A wipe over a window of `frames` frames: frame k shows the incoming picture, in place, on a share
+ * (k+1)/(frames+1) of the width — the right part for `wipe_left` (the edge travels right to left),
+ * the left part for `wipe_right` — and the outgoing picture elsewhere. The incoming picture is padded
+ * to twice the width and cropped per frame so that, overlaid at the edge, each column lands where
+ * it belongs: hard edge, exact pixels, no blending.
+ *
+ * `incoming` is appended to the incoming chain; `overlay` takes [outgoing][incoming].
+ */
+export function wipeFilters(
+  type: WipeType,
+  frames: number,
+  fps: number,
+  width: number,
+  height: number,
+): { incoming: string; overlay: string } {
+  const cover = wipeCover(width, `(${frameIndexExpr(fps)}+1)/${frames + 1}`);
+  const edge = type === "wipe_left" ? `${width}-${cover}` : cover;
+  const padX = type === "wipe_left" ? 0 : width;
+  const overlayX = type === "wipe_left" ? edge : `${edge}-${width}`;
+  return {
+    incoming: `pad=${2 * width}:${height}:${padX}:0:black,crop=w=${width}:h=${height}:x='${edge}':y=0`,
+    overlay: `overlay=x='${overlayX}':y=0:eof_action=endall`,
+  };
+}
+
+/**
+ * A first move's wipe from black over its first `frames` frames: a black picture covers the part
+ * not yet revealed and moves off as the edge travels (the move itself stays in place). `source` is
+ * a filtergraph source; `overlay` takes [move][black] and passes the move through after the window.
+ */
+export function wipeOpeningFilters(
+  type: WipeType,
+  frames: number,
+  fps: number,
+  width: number,
+  height: number,
+): { source: string; overlay: string } {
+  const cover = wipeCover(width, `min((${frameIndexExpr(fps)}+1)/${frames + 1},1)`);
+  const x = type === "wipe_left" ? `-${cover}` : cover;
+  return {
+    source: `color=c=black:s=${width}x${height}:r=${rateString(fps)},trim=end_frame=${frames}`,
+    overlay: `overlay=x='${x}':y=0:eof_action=pass`,
+  };
+}

@@ -14,12 +14,18 @@ import {
   type AudioEncoding,
   audioEncoderArgs,
   fitInto,
+  frameIndexExpr,
+  rotateFilter,
   type SourceFit,
   secs,
   songFilter,
   spanFilter,
   type VideoEncoding,
   videoEncoderArgs,
+  wipeFilters,
+  wipeOpeningFilters,
+  ZOOM_FACTOR,
+  zoomFilter,
 } from "./filters.js";
 import type { MediaInfo } from "./probe.js";
 
@@ -34,6 +40,9 @@ export interface SourceSpan {
 
 export type FadeColour = "black" | "white";
 
+/** Transitions whose window shows the outgoing move in its first half and the incoming one in its second. */
+const HALF_WINDOW_TYPES: ReadonlySet<TransitionType> = new Set(["fade_black", "fade_white", "rotate"]);
+
 /** A move's frames outside any transition window. */
 export interface BodyPiece {
   kind: "body";
@@ -44,14 +53,18 @@ export interface BodyPiece {
   startFrame: number;
   frames: number;
   source: SourceSpan;
-  /** First move only: fade in from black/white over its first `frames`. */
-  fadeIn?: { frames: number; colour: FadeColour };
+  /**
+   * First move only: its transition from nothing over its first `frames` (fade in from black, or
+   * from white for `fade_white`; wipe, zoom or rotate in over black: see `openingGraph`).
+   */
+  opening?: { type: Exclude<TransitionType, "cut">; frames: number };
 }
 
 /**
  * A transition window: output frames `[startFrame, startFrame + frames)`, just before the incoming
- * move's start. `crossfade` blends `outgoing` into `incoming` (both `frames` long); a fade dips:
- * `outgoing` (first half) fades out to the colour, `incoming` (second half) fades in from it.
+ * move's start. `crossfade`, the wipes and the zooms combine `outgoing` and `incoming` (both
+ * `frames` long) frame by frame; a fade dips, and `rotate` turns: `outgoing` fills the first half,
+ * `incoming` the second.
  */
 export interface TransitionPiece {
   kind: "transition";
@@ -235,10 +248,7 @@ export function planRender(
       source: { key: move.video_path, start: move.trim_start, frames: bodyFrames },
     };
     if (i === 0 && own.transitionFrames > 0 && move.transition_type !== "cut") {
-      body.fadeIn = {
-        frames: own.transitionFrames,
-        colour: move.transition_type === "fade_white" ? "white" : "black",
-      };
+      body.opening = { type: move.transition_type, frames: own.transitionFrames };
     }
     pieces.push(body);
     if (next === undefined || outgoingWindow === 0) return;
@@ -246,10 +256,12 @@ export function planRender(
     const type = incoming.transition_type;
     if (type === "cut") return;
     // The window holds the outgoing move's last frames and the incoming move's pre-roll (source
-    // frames just before its trim_start). A dip shows only the first half of one, the second of the other.
+    // frames just before its trim_start). A dip or a rotation shows only the first half of one, the
+    // second of the other.
     const window = outgoingWindow;
-    const outgoingFrames = type === "crossfade" ? window : Math.floor(window / 2);
-    const incomingFrames = type === "crossfade" ? window : window - outgoingFrames;
+    const half = HALF_WINDOW_TYPES.has(type);
+    const outgoingFrames = half ? Math.floor(window / 2) : window;
+    const incomingFrames = half ? window - outgoingFrames : window;
     pieces.push({
       kind: "transition",
       move: i + 1,
@@ -386,6 +398,60 @@ function fadeFilter(type: "in" | "out", frames: number, colour: FadeColour): str
   return `fade=t=${type}:s=0:n=${frames}${colour === "white" ? ":c=white" : ""}`;
 }
 
+/**
+ * A first move's body (`chain` on input 0) with its opening: the transition from nothing over its
+ * first `frames`. Fades (and `crossfade`, `zoom_in`: there is nothing to zoom out of) fade in from
+ * black (white for `fade_white`); a wipe reveals the move over black; `zoom_out` fades in from
+ * black while settling from ZOOM_FACTOR to full frame; `rotate` turns in from a quarter turn
+ * anticlockwise, black behind. Frames after the opening are untouched.
+ */
+function openingGraph(chain: string, opening: NonNullable<BodyPiece["opening"]>, plan: RenderPlan): string {
+  const { type, frames } = opening;
+  const k = frameIndexExpr(plan.fps);
+  const during = `lt(${k},${frames})`;
+  switch (type) {
+    case "wipe_left":
+    case "wipe_right": {
+      const wipe = wipeOpeningFilters(type, frames, plan.fps, plan.width, plan.height);
+      return `${wipe.source}[black];[0:v:0]${chain}[move];[move][black]${wipe.overlay}[v]`;
+    }
+    case "zoom_out": {
+      const scale = `${ZOOM_FACTOR}-${ZOOM_FACTOR - 1}*(in-1)/${frames}`;
+      return `[0:v:0]${chain},${zoomFilter(scale, during)},${fadeFilter("in", frames, "black")}[v]`;
+    }
+    case "rotate":
+      return `[0:v:0]${chain},${rotateFilter(`PI/2*((${k}+1)/${frames}-1)`, during)}[v]`;
+    case "crossfade":
+    case "fade_black":
+    case "fade_white":
+    case "zoom_in":
+      return `[0:v:0]${chain},${fadeFilter("in", frames, type === "fade_white" ? "white" : "black")}[v]`;
+  }
+}
+
+/**
+ * The two halves of a dip or a rotation: the outgoing move over `outgoing` frames, the incoming one
+ * over `incoming` frames. A dip fades out to its colour and in from it; `rotate` turns the outgoing
+ * move clockwise from upright to a quarter turn (first frame upright), then turns the incoming one
+ * on from a quarter turn anticlockwise to upright (last frame upright), black behind.
+ */
+function halfFilters(
+  type: "fade_black" | "fade_white" | "rotate",
+  outgoing: number,
+  incoming: number,
+  fps: number,
+): { outgoing: string; incoming: string } {
+  if (type === "rotate") {
+    const k = frameIndexExpr(fps);
+    return {
+      outgoing: rotateFilter(`PI/2*${k}/${Math.max(outgoing, 1)}`),
+      incoming: rotateFilter(`PI/2*((${k}+1)/${incoming}-1)`),
+    };
+  }
+  const colour: FadeColour = type === "fade_white" ? "white" : "black";
+  return { outgoing: fadeFilter("out", outgoing, colour), incoming: fadeFilter("in", incoming, colour) };
+}
+
 /** Encoder options and muxer of a piece (default: the plan's own, as `videoEncoderArgs` gives them). */
 export interface PieceEncoding {
   encoderArgs: string[];
@@ -426,36 +492,53 @@ export function pieceArgs(
     const body = span(piece.source);
     inputs.push(...body.inputArgs);
     seek = body.seekSeconds;
-    const fade =
-      piece.fadeIn === undefined ? [] : [fadeFilter("in", piece.fadeIn.frames, piece.fadeIn.colour)];
-    graph = `[0:v:0]${[body.chain, ...fade].join(",")}[v]`;
-  } else if (piece.type === "crossfade") {
+    graph =
+      piece.opening === undefined ? `[0:v:0]${body.chain}[v]` : openingGraph(body.chain, piece.opening, plan);
+  } else if (piece.type === "crossfade" || piece.type === "zoom_in" || piece.type === "zoom_out") {
     // The incoming pre-roll gets one extra leading frame so its opacity runs (k+1)/(D+1): neither
     // end of the window repeats a pure frame of either move; the extra frame is then dropped.
+    // zoom_in magnifies the outgoing move from 1 towards ZOOM_FACTOR at the same pace, zoom_out the
+    // incoming one from ZOOM_FACTOR towards 1 (`in` is 1 on the window's first frame).
     const out = span(piece.outgoing);
     const extra = { ...piece.incoming, start: piece.incoming.start - 1 / plan.fps, frames: piece.frames + 1 };
     const inc = span(extra);
     inputs.push(...out.inputArgs, ...inc.inputArgs);
     seek = Math.max(out.seekSeconds, inc.seekSeconds);
+    const progress = `in/${piece.frames + 1}`;
+    const outgoingZoom =
+      piece.type === "zoom_in" ? `,${zoomFilter(`1+${ZOOM_FACTOR - 1}*${progress}`)}` : "";
+    const incomingZoom =
+      piece.type === "zoom_out" ? `,${zoomFilter(`${ZOOM_FACTOR}-${ZOOM_FACTOR - 1}*${progress}`)}` : "";
     graph = [
-      `[0:v:0]${out.chain}[a]`,
-      `[1:v:0]${inc.chain},format=yuva420p,fade=t=in:s=0:n=${piece.frames + 1}:alpha=1,trim=start_frame=1,setpts=N/FRAME_RATE/TB[b]`,
+      `[0:v:0]${out.chain}${outgoingZoom}[a]`,
+      `[1:v:0]${inc.chain},format=yuva420p,fade=t=in:s=0:n=${piece.frames + 1}:alpha=1,trim=start_frame=1,setpts=N/FRAME_RATE/TB${incomingZoom}[b]`,
       `[a][b]overlay=format=yuv420:eof_action=endall,format=yuv420p,setpts=N/FRAME_RATE/TB[v]`,
     ].join(";");
+  } else if (piece.type === "wipe_left" || piece.type === "wipe_right") {
+    const out = span(piece.outgoing);
+    const inc = span(piece.incoming);
+    inputs.push(...out.inputArgs, ...inc.inputArgs);
+    seek = Math.max(out.seekSeconds, inc.seekSeconds);
+    const wipe = wipeFilters(piece.type, piece.frames, plan.fps, plan.width, plan.height);
+    graph = [
+      `[0:v:0]${out.chain}[a]`,
+      `[1:v:0]${inc.chain},${wipe.incoming}[b]`,
+      `[a][b]${wipe.overlay},setpts=N/FRAME_RATE/TB[v]`,
+    ].join(";");
   } else {
-    const colour: FadeColour = piece.type === "fade_white" ? "white" : "black";
+    const halves = halfFilters(piece.type, piece.outgoing.frames, piece.incoming.frames, plan.fps);
     const inc = span(piece.incoming);
     if (piece.outgoing.frames === 0) {
       inputs.push(...inc.inputArgs);
       seek = inc.seekSeconds;
-      graph = `[0:v:0]${inc.chain},${fadeFilter("in", piece.incoming.frames, colour)}[v]`;
+      graph = `[0:v:0]${inc.chain},${halves.incoming}[v]`;
     } else {
       const out = span(piece.outgoing);
       inputs.push(...out.inputArgs, ...inc.inputArgs);
       seek = Math.max(out.seekSeconds, inc.seekSeconds);
       graph = [
-        `[0:v:0]${out.chain},${fadeFilter("out", piece.outgoing.frames, colour)}[a]`,
-        `[1:v:0]${inc.chain},${fadeFilter("in", piece.incoming.frames, colour)}[b]`,
+        `[0:v:0]${out.chain},${halves.outgoing}[a]`,
+        `[1:v:0]${inc.chain},${halves.incoming}[b]`,
         "[a][b]concat=n=2:v=1:a=0,setpts=N/FRAME_RATE/TB[v]",
       ].join(";");
     }

@@ -93,9 +93,9 @@ describe("planAssembly", () => {
     const head = items[0]!;
     // Fade over 18 frames → head up to keyframe 30, with the fade.
     expect(head).toMatchObject({ kind: "encode", role: "cut-in", startFrame: 0, frames: 30 });
-    expect(head.kind === "encode" && head.piece.kind === "body" && head.piece.fadeIn).toEqual({
+    expect(head.kind === "encode" && head.piece.kind === "body" && head.piece.opening).toEqual({
+      type: "fade_black",
       frames: 18,
-      colour: "black",
     });
     const transitions = items.filter((i) => i.kind === "encode" && i.role === "transition");
     expect(transitions).toHaveLength(1);

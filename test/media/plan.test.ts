@@ -3,7 +3,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { TransitionType } from "../../src/blueprint/types.js";
+import { TRANSITION_TYPES, type TransitionType } from "../../src/blueprint/types.js";
 import { JobError } from "../../src/errors.js";
 import { fitInto, rateString, secs, spanFilter } from "../../src/media/filters.js";
 import {
@@ -91,7 +91,7 @@ describe("planRender: timeline", () => {
   it("tiles the output with pieces for any durations and transitions (property)", () => {
     const move = fc.record({
       duration: fc.double({ min: 0.07, max: 5, noNaN: true }),
-      transition: fc.constantFrom<TransitionType>("cut", "crossfade", "fade_black", "fade_white"),
+      transition: fc.constantFrom<TransitionType>(...TRANSITION_TYPES),
       window: fc.option(fc.double({ min: 0.01, max: 3, noNaN: true }), { nil: undefined }),
       trim: fc.double({ min: 0, max: 4, noNaN: true }),
     });
@@ -190,19 +190,30 @@ describe("planRender: transitions", () => {
     expect(bodies(plan.pieces)[1]).toMatchObject({ startFrame: 60, frames: 8 });
   });
 
-  it("fades the first move in from black (crossfade, fade_black) or white (fade_white)", () => {
-    for (const [type, colour] of [
-      ["crossfade", "black"],
-      ["fade_black", "black"],
-      ["fade_white", "white"],
-    ] as const) {
+  it("gives the first move's body its opening transition over the window (none for a cut)", () => {
+    for (const type of TRANSITION_TYPES.filter((t) => t !== "cut")) {
       const blueprint = makeBlueprint([{ video_path: "a.mp4", duration: 2, transition_type: type }]);
       const plan = planRender(blueprint, clips, song);
       expect(plan.pieces).toHaveLength(1);
-      expect(bodies(plan.pieces)[0]!.fadeIn).toEqual({ frames: 15, colour });
+      expect(bodies(plan.pieces)[0]!.opening).toEqual({ type, frames: 15 });
     }
     const cut = planRender(makeBlueprint([{ video_path: "a.mp4", duration: 2 }]), clips, song);
-    expect(bodies(cut.pieces)[0]!.fadeIn).toBeUndefined();
+    expect(bodies(cut.pieces)[0]!.opening).toBeUndefined();
+  });
+
+  it("splits dip and rotate windows in halves; blends, wipes and zooms use both moves for the whole window", () => {
+    for (const type of TRANSITION_TYPES.filter((t) => t !== "cut")) {
+      const plan = planRender(threeMoves(type, { transition_duration: 0.5 }), clips, song);
+      const window = transitions(plan.pieces)[0]!;
+      const half = type === "fade_black" || type === "fade_white" || type === "rotate";
+      expect([type, window.frames, window.outgoing.frames, window.incoming.frames]).toEqual([
+        type,
+        15,
+        half ? 7 : 15,
+        half ? 8 : 15,
+      ]);
+      expect(window.incoming.start).toBeCloseTo(2 - window.incoming.frames / 30, 9);
+    }
   });
 
   it("renders consecutive cuts as consecutive bodies", () => {
