@@ -62,13 +62,10 @@ export const MoveSchema = z
       description:
         "Seconds of the move on the timeline. A move shorter than 2 frames at the output frame rate is merged into a neighbouring move (with a warning in the result).",
     }),
-    transition_type: z
-      .enum(TRANSITION_TYPES)
-      .default("cut")
-      .meta({
-        description:
-          "Transition into this move, in the window just before its start: cut (none), crossfade (blend), fade_black / fade_white (dip through black/white), wipe_left / wipe_right (a vertical edge reveals the incoming move, travelling right-to-left / left-to-right), zoom_in (the outgoing move zooms into its centre while blending into the incoming one), zoom_out (the incoming move settles from 2x magnified to full frame while blending in), rotate (the outgoing move turns a quarter turn clockwise out, the incoming one turns in, black behind).",
-      }),
+    transition_type: z.enum(TRANSITION_TYPES).default("cut").meta({
+      description:
+        "Transition into this move, in the window just before its start: cut (none), crossfade (blend), fade_black / fade_white (dip through black/white), wipe_left / wipe_right (a vertical edge reveals the incoming move, travelling right-to-left / left-to-right), zoom_in (the outgoing move zooms into its centre while blending into the incoming one), zoom_out (the incoming move settles from 2x magnified to full frame while blending in), rotate (the outgoing move turns a quarter turn clockwise out, the incoming one turns in, black behind).",
+    }),
     transition_duration: z.number().positive().optional().meta({
       description:
         "Window of the transition into this move, in seconds; overrides output_config.transition_duration.",

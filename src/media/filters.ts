@@ -327,9 +327,35 @@ export function zoomFilter(scale: string, enable?: string): string {
   return `perspective=${corners.join(":")}:eval=frame${enable === undefined ? "" : `:enable='${enable}'`}`;
 }
 
-/** Rotates the picture clockwise by `angle` radians about its centre, size kept, black behind. */
-export function rotateFilter(angle: string, enable?: string): string {
-  return `rotate=a='${angle}':ow=iw:oh=ih:c=black${enable === undefined ? "" : `:enable='${enable}'`}`;
+/**
+ * Turns the picture clockwise by `angle` radians (an expression; `in` as in `zoomFilter`) about its
+ * centre, scaled down just enough that the whole turned picture stays inside the frame: never
+ * stretched, never cut off, black around it. The picture gets a thin black border first so the
+ * area outside it samples black (perspective clamps to the source's edge), then the border is
+ * cropped away. At angle 0 the picture is untouched, pixel for pixel.
+ */
+export function turnFilter(angle: string, width: number, height: number, enable?: string): string {
+  const border = 2;
+  const cos = `cos(${angle})`;
+  const sin = `sin(${angle})`;
+  const fit = `min(${width}/(${width}*abs(${cos})+${height}*abs(${sin})),${height}/(${width}*abs(${sin})+${height}*abs(${cos})))`;
+  const [cx, cy] = [width / 2 + border, height / 2 + border];
+  // Where each corner of the bordered picture goes (top left, top right, bottom left, bottom right).
+  const corners = [
+    [-cx, -cy],
+    [cx, -cy],
+    [-cx, cy],
+    [cx, cy],
+  ].map(([dx, dy], i) => {
+    const x = `${cx}+${fit}*((${dx})*${cos}-(${dy})*${sin})`;
+    const y = `${cy}+${fit}*((${dx})*${sin}+(${dy})*${cos})`;
+    return `x${i}='${x}':y${i}='${y}'`;
+  });
+  return [
+    `pad=${width + 2 * border}:${height + 2 * border}:${border}:${border}:black`,
+    `perspective=${corners.join(":")}:sense=destination:eval=frame${enable === undefined ? "" : `:enable='${enable}'`}`,
+    `crop=${width}:${height}:${border}:${border}`,
+  ].join(",");
 }
 
 export type WipeType = "wipe_left" | "wipe_right";

@@ -15,11 +15,11 @@ import {
   audioEncoderArgs,
   fitInto,
   frameIndexExpr,
-  rotateFilter,
   type SourceFit,
   secs,
   songFilter,
   spanFilter,
+  turnFilter,
   type VideoEncoding,
   videoEncoderArgs,
   wipeFilters,
@@ -403,7 +403,8 @@ function fadeFilter(type: "in" | "out", frames: number, colour: FadeColour): str
  * first `frames`. Fades (and `crossfade`, `zoom_in`: there is nothing to zoom out of) fade in from
  * black (white for `fade_white`); a wipe reveals the move over black; `zoom_out` fades in from
  * black while settling from ZOOM_FACTOR to full frame; `rotate` turns in from a quarter turn
- * anticlockwise, black behind. Frames after the opening are untouched.
+ * anticlockwise (as the second half of a rotate window), black behind. Frames after the opening
+ * are untouched.
  */
 function openingGraph(chain: string, opening: NonNullable<BodyPiece["opening"]>, plan: RenderPlan): string {
   const { type, frames } = opening;
@@ -419,8 +420,10 @@ function openingGraph(chain: string, opening: NonNullable<BodyPiece["opening"]>,
       const scale = `${ZOOM_FACTOR}-${ZOOM_FACTOR - 1}*(in-1)/${frames}`;
       return `[0:v:0]${chain},${zoomFilter(scale, during)},${fadeFilter("in", frames, "black")}[v]`;
     }
-    case "rotate":
-      return `[0:v:0]${chain},${rotateFilter(`PI/2*((${k}+1)/${frames}-1)`, during)}[v]`;
+    case "rotate": {
+      const turn = turnFilter(`PI/2*(in/${frames}-1)`, plan.width, plan.height, during);
+      return `[0:v:0]${chain},${turn}[v]`;
+    }
     case "crossfade":
     case "fade_black":
     case "fade_white":
@@ -433,19 +436,19 @@ function openingGraph(chain: string, opening: NonNullable<BodyPiece["opening"]>,
  * The two halves of a dip or a rotation: the outgoing move over `outgoing` frames, the incoming one
  * over `incoming` frames. A dip fades out to its colour and in from it; `rotate` turns the outgoing
  * move clockwise from upright to a quarter turn (first frame upright), then turns the incoming one
- * on from a quarter turn anticlockwise to upright (last frame upright), black behind.
+ * on from a quarter turn anticlockwise to upright (last frame upright); each picture is scaled
+ * down as it turns so that it stays whole inside the frame, black around it.
  */
 function halfFilters(
   type: "fade_black" | "fade_white" | "rotate",
   outgoing: number,
   incoming: number,
-  fps: number,
+  plan: Pick<RenderPlan, "width" | "height">,
 ): { outgoing: string; incoming: string } {
   if (type === "rotate") {
-    const k = frameIndexExpr(fps);
     return {
-      outgoing: rotateFilter(`PI/2*${k}/${Math.max(outgoing, 1)}`),
-      incoming: rotateFilter(`PI/2*((${k}+1)/${incoming}-1)`),
+      outgoing: turnFilter(`PI/2*(in-1)/${Math.max(outgoing, 1)}`, plan.width, plan.height),
+      incoming: turnFilter(`PI/2*(in/${incoming}-1)`, plan.width, plan.height),
     };
   }
   const colour: FadeColour = type === "fade_white" ? "white" : "black";
@@ -505,8 +508,7 @@ export function pieceArgs(
     inputs.push(...out.inputArgs, ...inc.inputArgs);
     seek = Math.max(out.seekSeconds, inc.seekSeconds);
     const progress = `in/${piece.frames + 1}`;
-    const outgoingZoom =
-      piece.type === "zoom_in" ? `,${zoomFilter(`1+${ZOOM_FACTOR - 1}*${progress}`)}` : "";
+    const outgoingZoom = piece.type === "zoom_in" ? `,${zoomFilter(`1+${ZOOM_FACTOR - 1}*${progress}`)}` : "";
     const incomingZoom =
       piece.type === "zoom_out" ? `,${zoomFilter(`${ZOOM_FACTOR}-${ZOOM_FACTOR - 1}*${progress}`)}` : "";
     graph = [
@@ -526,7 +528,7 @@ export function pieceArgs(
       `[a][b]${wipe.overlay},setpts=N/FRAME_RATE/TB[v]`,
     ].join(";");
   } else {
-    const halves = halfFilters(piece.type, piece.outgoing.frames, piece.incoming.frames, plan.fps);
+    const halves = halfFilters(piece.type, piece.outgoing.frames, piece.incoming.frames, plan);
     const inc = span(piece.incoming);
     if (piece.outgoing.frames === 0) {
       inputs.push(...inc.inputArgs);
