@@ -485,7 +485,10 @@ const BAD_CASES: BadCase[] = [
     name: "unknown transition",
     doc: moveField(1, "transition_type", "wipe"),
     issues: [
-      ["moves[1].transition_type", 'expected one of cut, crossfade, fade_black, fade_white, found "wipe"'],
+      [
+        "moves[1].transition_type",
+        'expected one of cut, crossfade, fade_black, fade_white, wipe_left, wipe_right, zoom_in, zoom_out, rotate, found "wipe"',
+      ],
     ],
   },
   {
