@@ -72,4 +72,17 @@ describe("summarizeBlueprint", () => {
     expect(summary).toContain("1 cut, 28 crossfade");
     expect(summary).toContain("webm, libvpx-vp9 (crf 23, preset veryfast) + libopus 128k, 24 fps, 1280x720");
   });
+
+  it("counts every transition type used, in the schema's order", () => {
+    const doc = makeBlueprint([4, 4, 4, 4, 4, 4, 4]);
+    const types = ["rotate", "wipe_left", "zoom_out", "wipe_right", "zoom_in", "wipe_left", "fade_white"];
+    types.forEach((type, i) => {
+      doc.moves[i]!["transition_type"] = type;
+    });
+    const result = validateBlueprint(doc, DEFAULTS);
+    const summary = summarizeBlueprint((result as { ok: true; blueprint: Blueprint }).blueprint);
+    expect(summary).toContain(
+      "  transitions: 1 fade_white, 2 wipe_left, 1 wipe_right, 1 zoom_in, 1 zoom_out, 1 rotate (default window 0.5 s)",
+    );
+  });
 });
