@@ -400,7 +400,7 @@ function fadeFilter(type: "in" | "out", frames: number, colour: FadeColour): str
 
 /**
  * A first move's body (`chain` on input 0) with its opening: the transition from nothing over its
- * first `frames`. Fades (and `crossfade`, `zoom_in`: there is nothing to zoom out of) fade in from
+ * first `frames`. Fades (and `crossfade`, `zoom_in`: there is nothing to zoom into) fade in from
  * black (white for `fade_white`); a wipe reveals the move over black; `zoom_out` fades in from
  * black while settling from ZOOM_FACTOR to full frame; `rotate` turns in from a quarter turn
  * anticlockwise (as the second half of a rotate window), black behind. Frames after the opening
