@@ -210,7 +210,6 @@ function onBothPaths(outputs: Outputs, check: (frames: Uint8Array[], path: strin
     check(frames, name);
   }
   const s = ssims(outputs.segments, outputs.cached);
-  console.log("SSIMMIN", outputs.plan.width, outputs.plan.fps, total, Math.min(...s).toFixed(4));
   expect(s).toHaveLength(total);
   expect(Math.min(...s)).toBeGreaterThanOrEqual(0.98);
 }
