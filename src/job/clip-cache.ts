@@ -27,6 +27,7 @@ import {
   entryBuildArgs,
   profileId,
 } from "../media/assembly.js";
+import { ALLOWED_DEMUXERS, pinnedInput } from "../media/containers.js";
 import { runFfmpeg, runFfprobeJson } from "../media/ffmpeg.js";
 import { planRender, type RenderPlan } from "../media/plan.js";
 import { type MediaInfo, probeMedia } from "../media/probe.js";
@@ -136,6 +137,8 @@ function validInfo(raw: unknown): MediaInfo | undefined {
   const info = raw as Partial<MediaInfo>;
   const positive = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v > 0;
   if (
+    // Probes cached before demuxers were pinned, or naming one outside the allowlist: probe again.
+    !(ALLOWED_DEMUXERS as readonly unknown[]).includes(info.demuxer) ||
     info.hasVideo !== true ||
     !positive(info.duration) ||
     !positive(info.width) ||
@@ -178,7 +181,8 @@ export async function probeEntry(
       "v:0",
       "-show_entries",
       "stream=codec_name,width,height,pix_fmt,r_frame_rate,has_b_frames:packet=flags",
-      file,
+      // Entries are MP4 files the job wrote: read them as such, local files only.
+      ...pinnedInput(file, "mov"),
     ],
     options,
   );
@@ -403,7 +407,12 @@ async function prepare(
           const info = infos.get(key)!;
           const file = path.join(entryDir, `${hash}.${randomUUID().slice(0, 8)}.mp4`);
           const { args, timeoutMs } = entryBuildArgs(
-            { file: await source(key), fit: plan.sources[key]!.fit, duration: info.duration },
+            {
+              file: await source(key),
+              demuxer: plan.sources[key]!.demuxer,
+              fit: plan.sources[key]!.fit,
+              duration: info.duration,
+            },
             plan,
             file,
             gop,

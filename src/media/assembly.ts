@@ -19,6 +19,7 @@
  * path's choice. Frame counts and move starts are exactly those of the plan (SPEC §3.3).
  */
 import { createHash } from "node:crypto";
+import { type Demuxer, pinnedInput } from "./containers.js";
 import {
   normaliseChain,
   rateString,
@@ -113,7 +114,7 @@ export function cacheEncoderArgs(video: VideoEncoding, gop = CACHE_GOP): string[
 
 /** Builds one entry: the whole source, normalised at the profile's size and rate. */
 export function entryBuildArgs(
-  source: { file: string; fit: SourceFit; duration: number },
+  source: { file: string; demuxer: Demuxer; fit: SourceFit; duration: number },
   plan: RenderPlan,
   output: string,
   gop = CACHE_GOP,
@@ -127,8 +128,7 @@ export function entryBuildArgs(
       ...COMMON,
       "-threads",
       "1",
-      "-i",
-      source.file,
+      ...pinnedInput(source.file, source.demuxer),
       "-filter_complex_threads",
       "1",
       "-filter_complex",
@@ -265,7 +265,13 @@ export function entryPlan(plan: RenderPlan, entries: ReadonlyMap<string, EntryFr
   const fit: SourceFit = { width: plan.width, height: plan.height, x: 0, y: 0 };
   const sources: Record<string, SourcePlan> = {};
   for (const [key, entry] of entries) {
-    sources[key] = { duration: entry.frames / plan.fps, fit, fps: plan.fps, variableFrameRate: false };
+    sources[key] = {
+      demuxer: "mov",
+      duration: entry.frames / plan.fps,
+      fit,
+      fps: plan.fps,
+      variableFrameRate: false,
+    };
   }
   return { ...plan, sources };
 }

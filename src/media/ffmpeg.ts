@@ -11,6 +11,7 @@
 
 import type { ChildProcess } from "node:child_process";
 import { execFile } from "node:child_process";
+import { accessSync, constants } from "node:fs";
 import path from "node:path";
 import ffmpeg from "fluent-ffmpeg";
 import { JobError } from "../errors.js";
@@ -104,6 +105,55 @@ export function errorLine(stderr: string): string | undefined {
   );
 }
 
+/**
+ * Address-space limits (docs/THREAT_MODEL.md): a hostile file makes FFmpeg fail with "Cannot allocate
+ * memory" instead of exhausting the machine. Generous for real work (a 1080p x264 encode stays under
+ * 1 GiB of address space; the picture-size caps keep decoded frames small), applied where the OS
+ * has util-linux's `prlimit` (Linux); elsewhere the processes run unlimited.
+ */
+export const FFMPEG_ADDRESS_SPACE = 2 * 1024 ** 3;
+export const FFPROBE_ADDRESS_SPACE = 1024 ** 3;
+
+/** Probe watchdog: ffprobe reads headers and at most a few frames; a file that takes longer is hostile. */
+export const PROBE_TIMEOUT_MS = 15_000;
+
+const resolved = new Map<string, string | undefined>();
+
+/** The absolute path of an executable (a path, or a name looked up in PATH); undefined if missing. */
+export function findExecutable(name: string): string | undefined {
+  if (resolved.has(name)) return resolved.get(name);
+  const candidates = name.includes("/")
+    ? [name]
+    : (process.env["PATH"] ?? "").split(path.delimiter).map((dir) => path.join(dir || ".", name));
+  const found = candidates.find((file) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  const result = found === undefined ? undefined : path.resolve(found);
+  resolved.set(name, result);
+  return result;
+}
+
+/**
+ * The command that runs `binary args` under an address-space limit: `prlimit --as=N -- binary args`
+ * (prlimit execs the binary: same process, so kills reach it). A binary that does not exist is run
+ * directly, so the caller sees ENOENT as before.
+ */
+export function limitedCommand(
+  binary: string,
+  args: string[],
+  addressSpace: number,
+): { file: string; args: string[] } {
+  const prlimit = process.platform === "linux" ? findExecutable("prlimit") : undefined;
+  const target = findExecutable(binary);
+  if (prlimit === undefined || target === undefined) return { file: binary, args };
+  return { file: prlimit, args: [`--as=${addressSpace}`, "--", target, ...args] };
+}
+
 /** Runs FFmpeg with exactly `args` (without the binary). */
 export function runFfmpeg(args: string[], options: RunFfmpegOptions): Promise<RunFfmpegResult> {
   const { signal, logger } = options;
@@ -117,7 +167,8 @@ export function runFfmpeg(args: string[], options: RunFfmpegOptions): Promise<Ru
     const command = ffmpeg() as unknown as FluentSpawner & { setFfmpegPath(p: string): unknown };
     // fluent-ffmpeg keeps the binary path in a module-wide cache; its lookup is synchronous once set,
     // so setting it right before spawning cannot race with another run.
-    command.setFfmpegPath(binary);
+    const limited = limitedCommand(binary, args, FFMPEG_ADDRESS_SPACE);
+    command.setFfmpegPath(limited.file);
     let child: ChildProcess | undefined;
     let settled = false;
     let timedOut = false;
@@ -140,7 +191,7 @@ export function runFfmpeg(args: string[], options: RunFfmpegOptions): Promise<Ru
     };
 
     command._spawnFfmpeg(
-      [...args],
+      [...limited.args],
       { captureStdout: false, windowsHide: true, stdoutLines: STDERR_LINES },
       (proc, _stdoutRing, stderrRing) => {
         child = proc;
@@ -222,16 +273,21 @@ export interface FfprobeFailure {
 export function runFfprobeJson(
   args: string[],
   options: RunFfprobeOptions = {},
-): Promise<{ ok: true; json: unknown } | FfprobeFailure> {
+): Promise<{ ok: true; json: unknown; stderr: string } | FfprobeFailure> {
   const binary = options.ffprobePath ?? "ffprobe";
   if (options.signal?.aborted) return Promise.reject(options.signal.reason);
+  const limited = limitedCommand(
+    binary,
+    ["-v", "error", "-print_format", "json", ...args],
+    FFPROBE_ADDRESS_SPACE,
+  );
   return new Promise((resolve, reject) => {
     execFile(
-      binary,
-      ["-v", "error", "-print_format", "json", ...args],
+      limited.file,
+      limited.args,
       {
         maxBuffer: 64 * 1024 * 1024,
-        timeout: options.timeoutMs ?? 60_000,
+        timeout: options.timeoutMs ?? PROBE_TIMEOUT_MS,
         killSignal: "SIGKILL",
         signal: options.signal,
         windowsHide: true,
@@ -244,6 +300,10 @@ export function runFfprobeJson(
               new JobError(`${path.basename(binary)} not found`, { code: "FFMPEG_FAILED", cause: err }),
             );
           }
+          if (err.killed) return resolve({ ok: false, reason: "ffprobe did not finish in time" });
+          if (/Cannot allocate memory/.test(stderr)) {
+            return resolve({ ok: false, reason: "reading it needs more memory than the job allows" });
+          }
           const line = stderr.trim().split("\n").at(-1) ?? "";
           // "…/work/x.mp4: Invalid data found when processing input" → the part after the file name.
           const reason = line.includes(": ") ? line.slice(line.lastIndexOf(": ") + 2) : line;
@@ -253,7 +313,7 @@ export function runFfprobeJson(
           });
         }
         try {
-          resolve({ ok: true, json: JSON.parse(stdout) as unknown });
+          resolve({ ok: true, json: JSON.parse(stdout) as unknown, stderr });
         } catch {
           resolve({ ok: false, reason: "ffprobe printed no readable JSON" });
         }

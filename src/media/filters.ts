@@ -3,6 +3,7 @@
  * filter chains for one source span, encoder options, audio filters. No I/O here.
  */
 import type { AudioCodec, OutputFormat, Preset, VideoCodec } from "../blueprint/types.js";
+import { type Demuxer, pinnedInput } from "./containers.js";
 
 /** Formats seconds for FFmpeg: at most 6 decimals, never exponent notation. */
 export function secs(value: number): string {
@@ -73,6 +74,8 @@ export function normaliseChain(fit: SourceFit, width: number, height: number): s
 
 export interface SpanSource {
   file: string;
+  /** The demuxer the job chose for the file (containers.ts). */
+  demuxer: Demuxer;
   /** Video stream duration (s). */
   duration: number;
   fit: SourceFit;
@@ -123,7 +126,11 @@ export function spanFilter(
     // Past the last frame: take the source's last frame and hold it.
     const seek = Math.max(0, source.duration - 1);
     return {
-      inputArgs: [...(seek > 0 ? ["-ss", secs(seek)] : []), ...DECODER, "-i", source.file],
+      inputArgs: [
+        ...(seek > 0 ? ["-ss", secs(seek)] : []),
+        ...DECODER,
+        ...pinnedInput(source.file, source.demuxer),
+      ],
       chain: [
         "reverse",
         "trim=end_frame=1",
@@ -144,8 +151,7 @@ export function spanFilter(
       "-t",
       secs(readSeconds),
       ...DECODER,
-      "-i",
-      source.file,
+      ...pinnedInput(source.file, source.demuxer),
     ],
     chain: [
       `fps=${rate}:start_time=0`,

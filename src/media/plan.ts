@@ -10,6 +10,7 @@
  */
 import type { AudioCodec, Blueprint, OutputFormat, TransitionType } from "../blueprint/types.js";
 import { JobError } from "../errors.js";
+import { type Demuxer, pinnedInput } from "./containers.js";
 import {
   type AudioEncoding,
   audioEncoderArgs,
@@ -91,6 +92,8 @@ export interface MoveFrames {
 }
 
 export interface SourcePlan {
+  /** The demuxer the job chose for the source file (containers.ts). */
+  demuxer: Demuxer;
   duration: number;
   fit: SourceFit;
   fps: number;
@@ -99,6 +102,8 @@ export interface SourcePlan {
 
 export interface AudioPlan extends AudioEncoding {
   key: string;
+  /** The demuxer the job chose for the song file (containers.ts). */
+  demuxer: Demuxer;
   /** Timeline length (s): the song is cut or padded with silence to it. */
   duration: number;
   songDuration: number;
@@ -176,6 +181,7 @@ export function planRender(
   for (const move of moves) {
     const info = infoOf(move.video_path);
     sources[move.video_path] ??= {
+      demuxer: info.demuxer,
       duration: info.duration,
       fit: fitInto(info.displayWidth, info.displayHeight, width, height),
       fps: info.fps,
@@ -303,6 +309,7 @@ export function planRender(
     },
     audio: {
       key: blueprint.audio_path,
+      demuxer: audio.demuxer,
       codec: config.audio_codec,
       bitrate: config.audio_bitrate,
       sampleRate: 48_000,
@@ -352,6 +359,14 @@ export interface RenderSteps {
 export const COMMON = ["-hide_banner", "-nostdin", "-v", "error", "-stats", "-y"];
 
 export const MUXERS: Record<OutputFormat, string> = { mp4: "mp4", mov: "mov", mkv: "matroska", webm: "webm" };
+
+/** The demuxer that reads back a file the job wrote in each format. */
+export const DEMUXERS: Record<OutputFormat, Demuxer> = {
+  mp4: "mov",
+  mov: "mov",
+  mkv: "matroska",
+  webm: "matroska",
+};
 
 /** How much slower than x264 veryfast an encode may be, for watchdog budgets. */
 export function slowness(video: VideoEncoding): number {
@@ -482,7 +497,7 @@ export function pieceArgs(
     if (source === undefined) throw new JobError(`No source plan for clip ${s.key}`, { code: "INTERNAL" });
     return spanFilter(
       s,
-      { file: fileOf(s.key), duration: source.duration, fit: source.fit },
+      { file: fileOf(s.key), demuxer: source.demuxer, duration: source.duration, fit: source.fit },
       plan.fps,
       plan.width,
       plan.height,
@@ -584,8 +599,7 @@ export function audioStep(
       ...COMMON,
       "-threads",
       "1",
-      "-i",
-      files.audio,
+      ...pinnedInput(files.audio, audio.demuxer),
       "-filter_threads",
       "1",
       "-map",
@@ -629,11 +643,18 @@ export function finalStep(
     label: "joining the rendered pieces and the song",
     args: [
       ...COMMON,
+      // The job's own list and intermediate files: local files only.
       "-f",
       "concat",
       ...(unsafePaths ? ["-safe", "0"] : []),
+      "-protocol_whitelist",
+      "file",
       "-i",
       concatFile,
+      "-f",
+      DEMUXERS[audioName(plan.format, plan.audio.codec).split(".")[1] as OutputFormat],
+      "-protocol_whitelist",
+      "file",
       "-i",
       audioFile,
       "-map",

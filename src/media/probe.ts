@@ -2,12 +2,22 @@
  * What the render needs to know about an input, read with ffprobe and normalised at the boundary
  * (editly's `readVideoFileInfo` habit): `parseProbe` is pure, `probeMedia` runs ffprobe.
  */
-import { stat } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import pLimit from "p-limit";
 import { JobError } from "../errors.js";
+import {
+  type Demuxer,
+  MAX_PIXELS,
+  MAX_SIDE,
+  pinnedInput,
+  SNIFF_BYTES,
+  sniffContainer,
+} from "./containers.js";
 import { runFfprobeJson } from "./ffmpeg.js";
 
 export interface MediaInfo {
+  /** The demuxer the job chose from the file's first bytes; every later run opens the file with it. */
+  demuxer: Demuxer;
   /** Seconds: the video stream's duration when there is one, else the container's / audio's. */
   duration: number;
   hasVideo: boolean;
@@ -114,7 +124,7 @@ function isStillImage(video: RawStream, formatName: string | undefined): boolean
  * Normalises ffprobe's JSON (`-show_format -show_streams`). Throws MEDIA_INVALID naming `key` when
  * the file has neither a video nor an audio stream, or no duration.
  */
-export function parseProbe(json: unknown, key: string): MediaInfo {
+export function parseProbe(json: unknown, key: string, demuxer: Demuxer = "mov"): MediaInfo {
   const probe = (json ?? {}) as RawProbe;
   const streams = Array.isArray(probe.streams) ? probe.streams : [];
   const video = streams.find((s) => s.codec_type === "video" && s.disposition?.attached_pic !== 1);
@@ -146,7 +156,14 @@ export function parseProbe(json: unknown, key: string): MediaInfo {
   const rFps = parseRate(video?.r_frame_rate);
   const avgFps = parseRate(video?.avg_frame_rate);
   const fps = avgFps > 0 ? avgFps : rFps;
+  if (width > MAX_SIDE || height > MAX_SIDE || width * height > MAX_PIXELS) {
+    throw new JobError(
+      `${key} is not a readable video or audio file: its picture is ${width}×${height}, larger than the job decodes (at most ${MAX_SIDE} pixels a side and ${MAX_PIXELS / 1e6} megapixels)`,
+      { code: "MEDIA_INVALID" },
+    );
+  }
   const info: MediaInfo = {
+    demuxer,
     duration,
     hasVideo: video !== undefined && width > 0 && height > 0,
     hasAudio: audio !== undefined,
@@ -173,16 +190,31 @@ function describe(kind: MediaKind | undefined, key: string): string {
   return `${key} is not a readable video or audio file`;
 }
 
-/**
- * Probes a local file fetched from storage key `key`. Unreadable, empty or stream-less files (and,
- * with `kind`, a clip without video or a song without audio) fail with MEDIA_INVALID naming the key.
- */
+/** Reads a file's first bytes and picks its demuxer from the allowlist (containers.ts). */
+export async function sniffFile(file: string): Promise<ReturnType<typeof sniffContainer>> {
+  const handle = await open(file, "r");
+  try {
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+    return sniffContainer(buffer.subarray(0, bytesRead));
+  } finally {
+    await handle.close();
+  }
+}
+
 /**
  * ffprobe processes at once, across every caller: each is cheap in CPU but ~20 MB of memory, and 29 at once
  * cost ~500 MB of the 512 MiB budget.
  */
 const probeSlots = pLimit(4);
 
+/**
+ * Probes a local file fetched from storage key `key`. Unreadable, empty or stream-less files (and,
+ * with `kind`, a clip without video or a song without audio) fail with MEDIA_INVALID naming the key,
+ * as do files that are not in an allowed plain container (playlists, manifests, concat scripts,
+ * images: containers.ts) and pictures larger than the job decodes. ffprobe opens the file with the
+ * sniffed demuxer and local files only, so the probe itself follows no references.
+ */
 export async function probeMedia(
   file: string,
   key: string,
@@ -200,13 +232,27 @@ export async function probeMedia(
       },
     );
   }
-  const result = await probeSlots(() => runFfprobeJson(["-show_format", "-show_streams", file], options));
+  const sniffed = await sniffFile(file);
+  if ("refused" in sniffed) {
+    throw new JobError(`${describe(options.kind, key)}: ${sniffed.refused}`, {
+      code: "MEDIA_INVALID",
+    });
+  }
+  const result = await probeSlots(() =>
+    runFfprobeJson(["-show_format", "-show_streams", ...pinnedInput(file, sniffed.demuxer)], options),
+  );
   if (!result.ok) {
     throw new JobError(`${describe(options.kind, key)}: ${result.reason}`, { code: "MEDIA_INVALID" });
   }
+  if (/exceeds specified max pixel count/.test(result.stderr)) {
+    throw new JobError(
+      `${describe(options.kind, key)}: its picture is larger than the job decodes (at most ${MAX_SIDE} pixels a side and ${MAX_PIXELS / 1e6} megapixels)`,
+      { code: "MEDIA_INVALID" },
+    );
+  }
   let info: MediaInfo;
   try {
-    info = parseProbe(result.json, key);
+    info = parseProbe(result.json, key, sniffed.demuxer);
   } catch (err) {
     if (err instanceof JobError && options.kind !== undefined) {
       throw new JobError(

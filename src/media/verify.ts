@@ -5,8 +5,9 @@
 import { stat } from "node:fs/promises";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { pinnedInput } from "./containers.js";
 import { redactPaths, runFfmpeg, runFfprobeJson } from "./ffmpeg.js";
-import type { RenderPlan } from "./plan.js";
+import { DEMUXERS, type RenderPlan } from "./plan.js";
 import { parseRate } from "./probe.js";
 
 export interface VerifiedOutput {
@@ -71,7 +72,7 @@ export async function verifyOutput(
       "-count_packets",
       "-show_entries",
       "stream=codec_type,codec_name,width,height,nb_read_packets,duration,avg_frame_rate,r_frame_rate:stream_tags=DURATION:format=duration",
-      file,
+      ...pinnedInput(file, DEMUXERS[plan.format]),
     ],
     { ffprobePath: options.ffprobePath, signal: options.signal, timeoutMs: 120_000 },
   );
@@ -118,8 +119,7 @@ export async function verifyOutput(
         threads,
         "-threads",
         threads,
-        "-i",
-        file,
+        ...pinnedInput(file, DEMUXERS[plan.format]),
         "-f",
         "null",
         "-",

@@ -55,6 +55,7 @@ export function makeBlueprint(moves: MoveInput[], output: Partial<OutputConfig> 
 /** A MediaInfo for plan tests (no FFmpeg). */
 export function fakeInfo(overrides: Partial<MediaInfo> = {}): MediaInfo {
   return {
+    demuxer: "mov",
     duration: 10,
     hasVideo: true,
     hasAudio: false,

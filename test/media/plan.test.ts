@@ -302,11 +302,17 @@ describe("filters", () => {
     expect(fitInto(320, 240, 1280, 720)).toEqual({ width: 960, height: 720, x: 160, y: 0 });
   });
 
-  const source = { file: "/in/a.mp4", duration: 10, fit: { width: 320, height: 240, x: 0, y: 0 } };
+  const source = {
+    file: "/in/a.mp4",
+    demuxer: "mov" as const,
+    duration: 10,
+    fit: { width: 320, height: 240, x: 0, y: 0 },
+  };
+  const pinned = ["-f", "mov", "-protocol_whitelist", "file", "-max_pixels", "36000000", "-i", "/in/a.mp4"];
 
   it("seeks a margin early on the output grid and trims the margin exactly", () => {
     const span = spanFilter({ start: 5, frames: 45 }, source, 30, 320, 240);
-    expect(span.inputArgs).toEqual(["-ss", "4.5", "-t", "3", "-threads", "1", "-i", "/in/a.mp4"]);
+    expect(span.inputArgs).toEqual(["-ss", "4.5", "-t", "3", "-threads", "1", ...pinned]);
     expect(span.chain).toBe(
       "fps=30/1:start_time=0,trim=start_frame=15,setpts=PTS-STARTPTS,scale=320:240,setsar=1,format=yuv420p,tpad=stop=-1:stop_mode=clone,trim=end_frame=45,setpts=N/FRAME_RATE/TB",
     );
@@ -314,7 +320,7 @@ describe("filters", () => {
 
   it("holds the first frame for a pre-roll before the source's start", () => {
     const span = spanFilter({ start: -0.3, frames: 15 }, source, 30, 320, 240);
-    expect(span.inputArgs).toEqual(["-t", "1.2", "-threads", "1", "-i", "/in/a.mp4"]);
+    expect(span.inputArgs).toEqual(["-t", "1.2", "-threads", "1", ...pinned]);
     expect(span.chain).toContain("tpad=start=9:start_mode=clone:stop=-1:stop_mode=clone");
     const all = spanFilter({ start: -1, frames: 15 }, source, 30, 320, 240);
     expect(all.chain).toContain("tpad=start=14:start_mode=clone");
@@ -322,7 +328,7 @@ describe("filters", () => {
 
   it("holds the last frame when the span starts past the source's end", () => {
     const span = spanFilter({ start: 12, frames: 30 }, source, 30, 320, 240);
-    expect(span.inputArgs).toEqual(["-ss", "9", "-threads", "1", "-i", "/in/a.mp4"]);
+    expect(span.inputArgs).toEqual(["-ss", "9", "-threads", "1", ...pinned]);
     expect(span.chain.startsWith("reverse,trim=end_frame=1,")).toBe(true);
     expect(span.chain).toContain("trim=end_frame=30");
   });
@@ -456,7 +462,7 @@ describe("planCommands", () => {
 describe("module boundaries", () => {
   it("keeps plan.ts and filters.ts pure (no fs, child_process, fluent-ffmpeg, log)", () => {
     const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/media");
-    for (const name of ["plan.ts", "filters.ts"]) {
+    for (const name of ["plan.ts", "filters.ts", "containers.ts"]) {
       const source = readFileSync(path.join(dir, name), "utf8");
       // Runtime imports only: `import type` is erased.
       const imports = [...source.matchAll(/^import (?!type )[^;]*? from "([^"]+)"/gms)].map((m) => m[1]);

@@ -48,7 +48,9 @@ describe("probeMedia (real ffprobe)", () => {
     const textError = await probeMedia(text, "clips/x.mp4", { kind: "clip" }).catch((err: unknown) => err);
     expect(textError).toMatchObject({
       code: "MEDIA_INVALID",
-      message: "Clip clips/x.mp4 is not a readable video: Invalid data found when processing input",
+      message: expect.stringMatching(
+        /^Clip clips\/x\.mp4 is not a readable video: it is not in a container format the job opens \(MP4\/MOV/,
+      ),
     });
     await expect(probeMedia(empty, "clips/empty.mp4")).rejects.toMatchObject({
       code: "MEDIA_INVALID",
