@@ -4,7 +4,7 @@
  * checks each id is used and the table is current).
  */
 
-export type Group = "input" | "media" | "fuzz" | "fault" | "load" | "secrets";
+export type Group = "input" | "media" | "fuzz" | "fault" | "load" | "secrets" | "trust";
 
 export interface Outcome {
   /** Exit code of the CLI (0/1/2 documented; anything else only in an open case). */
@@ -504,6 +504,65 @@ export const CASES: HardeningCase[] = [
     outcome: { exit: 1, status: "failed", stage: "uploading", code: "STORAGE_ERROR", error: "output/" },
     rerun: "ok",
     note: "no partial file visible",
+  },
+  // Untrusted media and concurrent executions (docs/THREAT_MODEL.md), test/hardening/trust.test.ts.
+  {
+    id: "trust-hls-clip",
+    group: "trust",
+    title:
+      "a clip `x.mp4` that is an HLS playlist whose segment is a marker video outside the root (absolute path, `../` path, `file:` URL)",
+    outcome: { exit: 1, status: "failed", stage: "fetching", code: "MEDIA_INVALID", error: "HLS playlist" },
+    rerun: "n/a",
+    note: "fixed: the outside video used to be rendered and cached; the marker colour is asserted absent from every output and cache entry",
+  },
+  {
+    id: "trust-dash-clip",
+    group: "trust",
+    title: "a clip that is a DASH manifest with an absolute `BaseURL` outside the root",
+    outcome: { exit: 1, status: "failed", stage: "fetching", code: "MEDIA_INVALID", error: "DASH manifest" },
+    rerun: "n/a",
+  },
+  {
+    id: "trust-ffconcat-symlink",
+    group: "trust",
+    title: "a clip that is an ffconcat script naming a symlink (inside the root) to a video outside it",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "MEDIA_INVALID",
+      error: "FFmpeg concat script",
+    },
+    rerun: "n/a",
+  },
+  {
+    id: "trust-hls-song",
+    group: "trust",
+    title: "a song `x.mp3` that is an HLS playlist whose segment is a marker tone outside the root",
+    outcome: { exit: 1, status: "failed", stage: "fetching", code: "MEDIA_INVALID", error: "HLS playlist" },
+    rerun: "n/a",
+  },
+  {
+    id: "trust-playlist-loop",
+    group: "trust",
+    title: "a 51-byte HLS playlist that names itself",
+    outcome: { exit: 1, status: "failed", stage: "fetching", code: "MEDIA_INVALID", error: "HLS playlist" },
+    rerun: "n/a",
+    note: "fixed: ffprobe used to reach ~11 GB before its 60 s timeout; now refused from its first bytes, peak RSS of the process tree asserted < 512 MiB",
+  },
+  {
+    id: "trust-huge-picture",
+    group: "trust",
+    title: "a 16000×16000 PNG frame in Matroska (a file of a few KB)",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "fetching",
+      code: "MEDIA_INVALID",
+      error: "larger than the job decodes",
+    },
+    rerun: "n/a",
+    note: "fixed: used to cost 1.7 GB; refused at probe time (8192 px a side, 36 MP), peak RSS asserted < 512 MiB",
   },
   // Load.
   {

@@ -1,0 +1,219 @@
+/**
+ * Untrusted media through the real CLI (docs/THREAT_MODEL.md): files that make FFmpeg open other
+ * files (playlists, manifests, concat scripts) or cost more memory than the job has. A marker video
+ * (magenta) and a marker tone live outside the storage root: they must appear in no output and no
+ * clip-cache entry.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { deflateSync } from "node:zlib";
+import { afterAll, beforeAll, describe, expect } from "vitest";
+import { frameStats } from "../media/helpers.js";
+import {
+  blueprint,
+  expectNoOutput,
+  expectOutcome,
+  ffmpeg,
+  type Harness,
+  hardeningCase,
+  runCli,
+  startHarness,
+} from "./harness.js";
+import { place, song, tinyClip } from "./media.js";
+
+let h: Harness;
+let outside: string;
+let markerVideo: string;
+let markerTone: string;
+
+const MiB = 1024 * 1024;
+
+beforeAll(async () => {
+  h = await startHarness("hardening-trust");
+  outside = mkdtempSync(path.join(os.tmpdir(), "hardening-outside-"));
+  markerVideo = path.join(outside, "marker.mp4");
+  markerTone = path.join(outside, "marker.mp3");
+  ffmpeg([
+    "-f",
+    "lavfi",
+    "-i",
+    "color=c=magenta:s=160x120:r=30:d=1",
+    "-c:v",
+    "libx264",
+    "-pix_fmt",
+    "yuv420p",
+    markerVideo,
+  ]);
+  ffmpeg(["-f", "lavfi", "-i", "sine=f=1234:d=2", "-c:a", "libmp3lame", markerTone]);
+  place(h.root, "songs/song.m4a", song(2));
+  place(h.root, "clips/red.mp4", tinyClip("red"));
+});
+
+afterAll(async () => {
+  await h?.stop();
+  if (outside !== undefined) rmSync(outside, { recursive: true, force: true });
+});
+
+function write(key: string, content: string | Buffer): void {
+  const file = path.join(h.root, key);
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, content);
+}
+
+/** Runs a one- or two-move job with `clip` (and `songKey`) and checks the case's outcome. */
+async function attack(id: string, clip: string, songKey = "songs/song.m4a", sampleRss = false) {
+  const taskId = await h.newTask();
+  const doc = blueprint(
+    taskId,
+    [
+      { clip: "clips/red.mp4", duration: 0.5 },
+      { clip, duration: 0.5 },
+    ],
+    { audio_path: songKey },
+  );
+  const run = await runCli({
+    env: {
+      TMPDIR: h.tmp,
+      LOCAL_STORAGE_ROOT: h.root,
+      TASK_ID: taskId,
+      BLUEPRINT_JSON: JSON.stringify(doc),
+      ...h.dbEnv(),
+    },
+    sampleRss,
+    killAfterMs: 90_000,
+  });
+  const task = await expectOutcome(h, run, taskId, id, { outputKey: `output/${taskId}.mp4` });
+  expect(task.error).toContain(clip === "clips/red.mp4" ? songKey : clip);
+  expectNoOutput(h);
+  expectNoMarker();
+  return run;
+}
+
+/** No file under the root's output and cache shows the marker colour or carries the marker tone. */
+function expectNoMarker(): void {
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    if (!existsSync(dir)) return;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (/\.(mp4|mkv|mov|webm)$/.test(entry.name)) files.push(full);
+    }
+  };
+  walk(path.join(h.root, ".clip-cache"));
+  walk(path.join(h.root, "output"));
+  for (const file of files) {
+    for (const frame of frameStats(file)) {
+      // Magenta: both chroma planes high (red has V high and U low).
+      expect(frame.u > 180 && frame.v > 180, `${file} shows the marker`).toBe(false);
+    }
+    const streams = execFileSync(
+      "ffprobe",
+      ["-v", "error", "-show_entries", "stream=codec_type", "-of", "csv=p=0", file],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(streams).not.toContain("audio");
+  }
+}
+
+describe("media that references other files", () => {
+  hardeningCase("trust-hls-clip", async () => {
+    const segment = (line: string) =>
+      `#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\n${line}\n#EXT-X-ENDLIST\n`;
+    write("clips/hls-absolute.mp4", segment(markerVideo));
+    write("clips/hls-relative.mp4", segment(path.relative(path.join(h.root, "clips"), markerVideo)));
+    write("clips/hls-url.mp4", segment(`file:${markerVideo}`));
+    for (const clip of ["clips/hls-absolute.mp4", "clips/hls-relative.mp4", "clips/hls-url.mp4"]) {
+      await attack("trust-hls-clip", clip);
+    }
+  });
+
+  hardeningCase("trust-dash-clip", async () => {
+    write(
+      "clips/dash.mp4",
+      [
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" type="static" mediaPresentationDuration="PT1S" minBufferTime="PT1S" profiles="urn:mpeg:dash:profile:isoff-on-demand:2011">',
+        `  <BaseURL>file://${outside}/</BaseURL>`,
+        '  <Period><AdaptationSet mimeType="video/mp4"><Representation id="1" bandwidth="100000" width="160" height="120">',
+        "    <BaseURL>marker.mp4</BaseURL>",
+        "  </Representation></AdaptationSet></Period>",
+        "</MPD>",
+        "",
+      ].join("\n"),
+    );
+    await attack("trust-dash-clip", "clips/dash.mp4");
+  });
+
+  hardeningCase("trust-ffconcat-symlink", async () => {
+    mkdirSync(path.join(h.root, "clips"), { recursive: true });
+    symlinkSync(markerVideo, path.join(h.root, "clips/link.mp4"));
+    write("clips/concat.mp4", "ffconcat version 1.0\nfile 'link.mp4'\n");
+    await attack("trust-ffconcat-symlink", "clips/concat.mp4");
+  });
+
+  hardeningCase("trust-hls-song", async () => {
+    write("songs/hls.mp3", `#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n${markerTone}\n#EXT-X-ENDLIST\n`);
+    await attack("trust-hls-song", "clips/red.mp4", "songs/hls.mp3");
+  });
+});
+
+describe("media that costs more than the job has", () => {
+  hardeningCase("trust-playlist-loop", async () => {
+    const loop = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nloop.mp4\n";
+    write("clips/loop.mp4", `${loop}#${"x".repeat(51 - loop.length - 2)}\n`);
+    expect(Buffer.byteLength(`${loop}#${"x".repeat(51 - loop.length - 2)}\n`)).toBe(51);
+    const run = await attack("trust-playlist-loop", "clips/loop.mp4", undefined, true);
+    expect(run.peakRssBytes ?? 0).toBeGreaterThan(0);
+    expect(run.peakRssBytes!).toBeLessThan(512 * MiB);
+  });
+
+  hardeningCase("trust-huge-picture", async () => {
+    // A 1-bit 16000×16000 PNG (zeros deflate to ~30 KB), muxed into Matroska without decoding.
+    const png = path.join(outside, "huge.png");
+    writeFileSync(png, hugePng(16000, 16000));
+    const mkv = path.join(outside, "huge.mkv");
+    ffmpeg(["-f", "png_pipe", "-i", png, "-c", "copy", "-f", "matroska", mkv]);
+    place(h.root, "clips/huge.mkv", mkv);
+    const run = await attack("trust-huge-picture", "clips/huge.mkv", undefined, true);
+    expect(run.peakRssBytes!).toBeLessThan(512 * MiB);
+  });
+});
+
+/** A valid black 1-bit greyscale PNG of `width`×`height`. */
+function hugePng(width: number, height: number): Buffer {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf: Buffer) => {
+    let c = 0xffffffff;
+    for (const byte of buf) c = crcTable[(c ^ byte) & 0xff]! ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const chunk = (type: string, data: Buffer) => {
+    const body = Buffer.concat([Buffer.from(type, "ascii"), data]);
+    const out = Buffer.alloc(12 + data.length);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc(body), 8 + data.length);
+    return out;
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 1; // bit depth
+  ihdr[9] = 0; // greyscale
+  const raw = Buffer.alloc((Math.ceil(width / 8) + 1) * height);
+  return Buffer.concat([
+    Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(raw)),
+    chunk("IEND", Buffer.alloc(0)),
+  ]);
+}
