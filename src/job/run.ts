@@ -164,6 +164,13 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
       }
     }
 
+    // One execution per task at a time (docs/decisions/task-store.md): claimed before the row is
+    // read, so a duplicate never acts on a row another execution is about to change.
+    if (!(await tasks.claim(taskId))) {
+      const reason = `Task ${taskId} is being processed by another execution; leaving the row to it`;
+      logger.warn(reason);
+      return { status: "skipped", exitCode: 0, reason };
+    }
     const row = await tasks.load(taskId);
     const attempt = Number(config.cloudRun.taskAttempt ?? "0");
     if (attempt > 0 && isRecordedPermanentFailure(row, blueprintSha256)) {
@@ -364,6 +371,7 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
     reporter?.done();
     if (workDir !== undefined) await rm(workDir, { recursive: true, force: true }).catch(() => {});
     await tasks?.flush().catch(() => {});
+    await tasks?.release();
     await storage?.dispose?.().catch(() => {});
     await closeDatabase?.().catch((err: unknown) => logger.warn({ err }, "Closing the database failed"));
   }

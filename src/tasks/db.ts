@@ -44,11 +44,22 @@ export function createPool(
     connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     application_name: APPLICATION_NAME,
   });
-  pool.on("error", (err) => logger.warn({ err }, "Idle database connection failed"));
+  // pg-pool attaches the client (socket, parser, config) to an idle client's error: log only what it says.
+  pool.on("error", (err) => logger.warn({ err: connectionError(err) }, "Idle database connection failed"));
   pool.on("connect", (client) => {
-    client.on("error", (err) => logger.debug({ err }, "Database connection error"));
+    client.on("error", (err) => logger.debug({ err: connectionError(err) }, "Database connection error"));
   });
   return pool;
+}
+
+/** The loggable part of a connection error: message and codes, no attached client. */
+export function connectionError(err: Error): { type: string; message: string; code?: string } {
+  const code = (err as { code?: unknown }).code;
+  return {
+    type: err.name,
+    message: err.message,
+    ...(typeof code === "string" ? { code } : {}),
+  };
 }
 
 /** Opens the configured database, or (local runs without DB_* settings) the embedded one. */

@@ -81,7 +81,16 @@ export interface TaskStore {
   /** Writes a throttled progress value now (never rejects). */
   flush(): Promise<void>;
   complete(taskId: string, result: TaskResult): Promise<void>;
+  /** Records a failure, except on a `completed` row, which a later failure never changes (logged). */
   fail(taskId: string, failure: TaskFailure): Promise<void>;
+  /**
+   * Claims the task for this execution: a session advisory lock on a connection held until
+   * `release` (or until the connection dies, e.g. the process is killed). False when another
+   * execution holds it: this one must leave the row alone.
+   */
+  claim(taskId: string): Promise<boolean>;
+  /** Releases the claim (never rejects). */
+  release(): Promise<void>;
 }
 
 /**
@@ -132,10 +141,18 @@ set status = 'completed', progress = 100, stage = 'completed', message = $3::tex
   error = null, updated_at = now()
 where ${OWNER}`;
 
+// A completed row is never changed by a failure (a duplicate or late execution of the same task).
 const UPDATE_FAILED = `update choreography_tasks
 set status = 'failed', stage = $3::varchar, message = $4::text, error = $4::text, result = $5::jsonb,
   updated_at = now()
-where ${OWNER}`;
+where ${OWNER} and status <> 'completed'`;
+
+const SELECT_STATUS = `select status from choreography_tasks where ${OWNER}`;
+
+// One lock per task id, in a key space of its own (64-bit hash of a prefixed id).
+const LOCK_KEY = "hashtextextended('choreography_tasks:' || $1::varchar, 0)";
+const TRY_LOCK = `select pg_try_advisory_lock(${LOCK_KEY}) as locked`;
+const UNLOCK = `select pg_advisory_unlock(${LOCK_KEY})`;
 
 /**
  * Text PostgreSQL can store: a lone UTF-16 surrogate (valid in a JS string, e.g. from a blueprint's
@@ -216,6 +233,7 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
   let timer: NodeJS.Timeout | undefined;
   let lastWriteAt = Number.NEGATIVE_INFINITY;
   let finished = false;
+  let lock: { client: pg.PoolClient; taskId: string } | undefined;
 
   function clearTimer(): void {
     if (timer !== undefined) clearTimeout(timer);
@@ -344,7 +362,7 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
     async fail(taskId, failure) {
       await settleProgress();
       const { stage, error, code, retryable, blueprint_sha256 } = failure;
-      await write("record the failure", taskId, UPDATE_FAILED, [
+      const result = await required("record the failure", taskId, UPDATE_FAILED, [
         taskId,
         userId,
         stage,
@@ -357,6 +375,61 @@ export function createTaskStore(pool: pg.Pool, options: TaskStoreOptions): TaskS
           ...(blueprint_sha256 !== undefined && { blueprint_sha256 }),
         }),
       ]);
+      if (result.rowCount !== 0) return;
+      const row = await required("read the task status", taskId, SELECT_STATUS, [taskId, userId]);
+      if ((row.rows[0] as { status?: string } | undefined)?.status === "completed") {
+        logger.warn({ code }, `Task ${taskId} is completed; this execution's failure leaves it unchanged`);
+        return;
+      }
+      throw new JobError(`Task ${taskId} not found for this user; nothing was updated`, {
+        code: "TASK_NOT_FOUND",
+      });
+    },
+
+    async claim(taskId) {
+      if (lock !== undefined) return true;
+      const client = await withConnectionRetry(() => pool.connect(), {
+        delaysMs,
+        logger,
+        what: "claim the task",
+      }).catch((err: unknown) => {
+        throw new JobError(
+          `Database unavailable: could not claim task ${taskId} (${err instanceof Error ? err.message : String(err)})`,
+          { code: "DATABASE_ERROR", retryable: isConnectionError(err), cause: err },
+        );
+      });
+      try {
+        const { rows } = await client.query(TRY_LOCK, [taskId]);
+        if ((rows[0] as { locked?: boolean } | undefined)?.locked !== true) {
+          client.release();
+          return false;
+        }
+      } catch (err) {
+        client.release(true);
+        throw new JobError(
+          `Database error: could not claim task ${taskId} (${err instanceof Error ? err.message : String(err)})`,
+          { code: "DATABASE_ERROR", retryable: isConnectionError(err), cause: err },
+        );
+      }
+      lock = { client, taskId };
+      return true;
+    },
+
+    async release() {
+      const held = lock;
+      lock = undefined;
+      if (held === undefined) return;
+      try {
+        await held.client.query(UNLOCK, [held.taskId]);
+        held.client.release();
+      } catch (err) {
+        // The session (and its lock) ends with the connection.
+        held.client.release(true);
+        logger.debug(
+          { err: err instanceof Error ? err.message : String(err) },
+          "Releasing the task claim failed",
+        );
+      }
     },
   };
 }

@@ -564,6 +564,15 @@ export const CASES: HardeningCase[] = [
     rerun: "n/a",
     note: "fixed: used to cost 1.7 GB; refused at probe time (8192 px a side, 36 MP), peak RSS asserted < 512 MiB",
   },
+  {
+    id: "trust-duplicate-execution",
+    group: "trust",
+    title:
+      "a second execution of a task while the first is rendering (the first paused mid-render), then a third after it completed",
+    outcome: completed,
+    rerun: "n/a",
+    note: "fixed: the second used to restart the row and, failing later, flip `completed` to `failed`; now it leaves the row alone and exits 0 (advisory lock per task), the first completes, the third finds it completed",
+  },
   // Load.
   {
     id: "load-4-cache-off",

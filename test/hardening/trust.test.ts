@@ -18,6 +18,7 @@ import {
   ffmpeg,
   type Harness,
   hardeningCase,
+  type Run,
   runCli,
   startHarness,
 } from "./harness.js";
@@ -217,3 +218,59 @@ function hugePng(width: number, height: number): Buffer {
     chunk("IEND", Buffer.alloc(0)),
   ]);
 }
+
+describe("concurrent executions of one task", () => {
+  hardeningCase("trust-duplicate-execution", async () => {
+    const taskId = await h.newTask();
+    const doc = blueprint(taskId, [
+      { clip: "clips/red.mp4", duration: 0.5 },
+      { clip: "clips/red.mp4", duration: 0.5, transition: "crossfade" },
+    ]);
+    const env = {
+      TMPDIR: h.tmp,
+      LOCAL_STORAGE_ROOT: h.root,
+      TASK_ID: taskId,
+      BLUEPRINT_JSON: JSON.stringify(doc),
+      ...h.dbEnv(),
+    };
+    let second: Run | undefined;
+    let rowBefore = "";
+    let rowAfter = "";
+    const rowText = async () =>
+      (
+        await h.pool.query("select row_to_json(t)::text as t from choreography_tasks t where task_id = $1", [
+          taskId,
+        ])
+      ).rows[0].t as string;
+    let paused: Promise<void> | undefined;
+    const first = await runCli({
+      env,
+      killAfterMs: 120_000,
+      onLine: (line, pid) => {
+        if (paused !== undefined || !line.includes("Stage fetching done")) return;
+        process.kill(pid, "SIGSTOP");
+        paused = (async () => {
+          try {
+            rowBefore = await rowText();
+            second = await runCli({ env, killAfterMs: 60_000 });
+            rowAfter = await rowText();
+          } finally {
+            process.kill(pid, "SIGCONT");
+          }
+        })();
+      },
+    });
+    await paused;
+    expect(second?.code, second?.stderr).toBe(0);
+    expect(second?.stdout).toContain("is being processed by another execution");
+    expect(rowAfter).toBe(rowBefore);
+    const task = await expectOutcome(h, first, taskId, "trust-duplicate-execution");
+    expect(task.status).toBe("completed");
+
+    const done = await rowText();
+    const third = await runCli({ env, killAfterMs: 60_000 });
+    expect(third.code).toBe(0);
+    expect(third.stdout).toContain("already completed");
+    expect(await rowText()).toBe(done);
+  });
+});

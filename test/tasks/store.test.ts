@@ -342,6 +342,68 @@ describe("progress", () => {
   });
 });
 
+describe("concurrent executions of one task (docs/decisions/task-store.md)", () => {
+  it("a failure after completion leaves the completed row unchanged", async () => {
+    const first = store({ throttleMs: 0 });
+    const late = store({ throttleMs: 0 });
+    await late.start(TASK_ID, "late execution");
+    await first.start(TASK_ID, "go");
+    await first.complete(TASK_ID, RESULT);
+    const completed = await rowText();
+    await late.progress(TASK_ID, { progress: 50, stage: "rendering", message: "late" });
+    await late.fail(TASK_ID, {
+      stage: "rendering",
+      error: "Job terminated: SIGTERM",
+      code: "TERMINATED",
+      retryable: true,
+    });
+    expect(await rowText()).toBe(completed);
+    expect(await row()).toMatchObject({ status: "completed", error: null });
+    // A missing row is still reported.
+    await expect(
+      store().fail("0b4c1d2e-aaaa-4bbb-8ccc-00000000dead", {
+        stage: "x",
+        error: "x",
+        code: "INTERNAL",
+        retryable: false,
+      }),
+    ).rejects.toMatchObject({ code: "TASK_NOT_FOUND" });
+  });
+
+  it("one execution claims the task; another is refused until the claim is released or its connection dies", async () => {
+    const first = store();
+    const second = store();
+    expect(await first.claim(TASK_ID)).toBe(true);
+    expect(await second.claim(TASK_ID)).toBe(false);
+    // Other tasks are independent.
+    expect(await second.claim(OTHER_TASK_ID)).toBe(true);
+    await second.release();
+    await first.release();
+    expect(await second.claim(TASK_ID)).toBe(true);
+    await second.release();
+
+    // A killed execution: its session ends, and so does its claim.
+    const { host, port, name, user, password } = postgres.config;
+    const otherPool = createPool({ host, port, database: name, user, password }, silentLogger());
+    try {
+      const killed = createTaskStore(otherPool, { logger: silentLogger(), userId: OWNER });
+      expect(await killed.claim(TASK_ID)).toBe(true);
+      expect(await store().claim(TASK_ID)).toBe(false);
+      await postgres.pool.query(
+        "select pg_terminate_backend(pid) from pg_locks where locktype = 'advisory' and granted",
+      );
+      await vi.waitFor(async () => {
+        const again = store();
+        expect(await again.claim(TASK_ID)).toBe(true);
+        await again.release();
+      });
+      await killed.release();
+    } finally {
+      await otherPool.end().catch(() => {});
+    }
+  });
+});
+
 describe("database faults", () => {
   it("classifies connection errors, never SQL errors", () => {
     const coded = (code: string, message = "x") => Object.assign(new Error(message), { code });
