@@ -11,9 +11,11 @@
  * Publishing is best effort: a job whose cache write fails still renders from its own copy.
  */
 import { randomUUID } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { createReadStream, createWriteStream } from "node:fs";
 import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import pLimit from "p-limit";
 import type { Blueprint } from "../blueprint/types.js";
 import type { Config } from "../config.js";
@@ -93,6 +95,26 @@ async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
     hash.update(chunk as Buffer);
   }
   return hash.digest("hex");
+}
+
+/** Copies `from` to `to` and returns the sha256 of the bytes written (`sha256-<hex>`, as local `describe`). */
+async function copyHashing(from: string, to: string, signal: AbortSignal): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  const hash = createHash("sha256");
+  await mkdir(path.dirname(to), { recursive: true });
+  const tap = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  try {
+    await pipeline(createReadStream(from), tap, createWriteStream(to), { signal });
+  } catch (error) {
+    await rm(to, { force: true });
+    throw error;
+  }
+  return `sha256-${hash.digest("hex")}`;
 }
 
 /** Reads a small JSON object from storage; undefined when missing or unreadable. */
@@ -291,24 +313,40 @@ async function prepare(
   );
   const hashOf = (key: string) => hashes.get(key)!;
 
-  // Sources fetched by this run (at most once each).
+  // Sources fetched by this run (at most once each), as private copies whose bytes are exactly the
+  // ones the cache key names: a source replaced after it was described (another job's output, an
+  // overwrite in the bucket) is detected, never normalised under the old hash.
   const sources = new Map<string, Promise<string>>();
   const source = (key: string): Promise<string> => {
     let file = sources.get(key);
     if (file === undefined) {
       file = track(
-        storage.fetch(key, mediaDir, signal).then((f) => {
+        (async () => {
+          const fetched = await storage.fetch(key, mediaDir, signal);
+          let copy = fetched.path;
+          let hash = fetched.hash;
+          if (storage.name === "local") {
+            // The original, in place: copy it and hash the copy.
+            copy = path.join(mediaDir, "sources", `${randomUUID()}${path.extname(key)}`);
+            hash = await copyHashing(fetched.path, copy, signal);
+          }
           stats.sourcesFetched += 1;
-          return f.path;
-        }),
+          if (hash !== hashOf(key)) {
+            await rm(copy, { force: true });
+            throw new JobError(
+              `Clip ${key} changed while the job was reading it (its content no longer matches what was checked); run the job again`,
+              { code: "STORAGE_ERROR", retryable: true },
+            );
+          }
+          return copy;
+        })(),
       );
       sources.set(key, file);
     }
     return file;
   };
   const dropSource = async (key: string) => {
-    // Local mode uses the original in place: never delete it.
-    if (storage.name === "local" || !sources.has(key)) return;
+    if (!sources.has(key)) return;
     const file = await sources.get(key)!;
     await rm(file, { force: true });
   };

@@ -99,6 +99,18 @@ export function classifyGcsError(error: unknown): Failure {
   return { kind: "other", ...(code === undefined ? {} : { code }) };
 }
 
+/** The content hash `describe` reports, from an object generation's metadata (md5, else crc32c + size). */
+function metadataHash(metadata: { size?: unknown; md5Hash?: unknown; crc32c?: unknown }): string | undefined {
+  const bytes = Number(metadata.size ?? Number.NaN);
+  const hex = (base64: unknown) => Buffer.from(String(base64), "base64").toString("hex");
+  // md5 is absent for composite objects; crc32c is always there (and the generation pins both).
+  return typeof metadata.md5Hash === "string" && metadata.md5Hash !== ""
+    ? `md5-${hex(metadata.md5Hash)}`
+    : typeof metadata.crc32c === "string" && metadata.crc32c !== ""
+      ? `crc32c-${hex(metadata.crc32c)}-${Number.isFinite(bytes) ? bytes : 0}`
+      : undefined;
+}
+
 function describe(failure: Failure): string {
   if (failure.status !== undefined) return `HTTP ${failure.status}`;
   return failure.code ?? "error";
@@ -203,6 +215,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
       await mkdir(dir, { recursive: true });
       const bucket = await getBucket();
       const { CRC32C } = await import("@google-cloud/storage");
+      let pinnedHash: string | undefined;
       await withRetry(
         "download",
         key,
@@ -218,6 +231,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
               const [metadata] = await untilAborted(bucket.file(key).getMetadata(), attemptSignal);
               touch();
               const gzipped = metadata.contentEncoding === "gzip";
+              pinnedHash = metadataHash(metadata);
               const file = bucket.file(key, { generation: metadata.generation });
               const crc = new CRC32C();
               let received = 0;
@@ -249,7 +263,9 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
         signal,
       );
       await rename(partial, destination);
-      return { path: destination, bytes: (await stat(destination)).size };
+      const fetched: FetchedFile = { path: destination, bytes: (await stat(destination)).size };
+      if (pinnedHash !== undefined) fetched.hash = pinnedHash;
+      return fetched;
     },
 
     async describe(rawKey: string, signal?: AbortSignal): Promise<ObjectDescription> {
@@ -257,14 +273,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
       const file = (await getBucket()).file(key);
       const [metadata] = await withRetry("check", key, () => file.getMetadata(), signal);
       const bytes = Number(metadata.size ?? Number.NaN);
-      const hex = (base64: unknown) => Buffer.from(String(base64), "base64").toString("hex");
-      // md5 is absent for composite objects; crc32c is always there (and the generation pins both).
-      const hash =
-        typeof metadata.md5Hash === "string" && metadata.md5Hash !== ""
-          ? `md5-${hex(metadata.md5Hash)}`
-          : typeof metadata.crc32c === "string" && metadata.crc32c !== ""
-            ? `crc32c-${hex(metadata.crc32c)}-${Number.isFinite(bytes) ? bytes : 0}`
-            : undefined;
+      const hash = metadataHash(metadata);
       if (hash === undefined || !Number.isFinite(bytes)) {
         throw new JobError(`Storage gave no checksum for ${key}`, { code: "STORAGE_ERROR" });
       }

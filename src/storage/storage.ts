@@ -11,6 +11,11 @@ export interface FetchedFile {
   /** A local file with the object's bytes (may be the original file in local mode: never write to it). */
   path: string;
   bytes: number;
+  /**
+   * GCS: the `describe` hash of exactly the generation downloaded. Absent in local mode, where the
+   * file is the original (it may change after the call: copy it to pin its bytes).
+   */
+  hash?: string;
 }
 
 /** What an object is, without fetching it. */

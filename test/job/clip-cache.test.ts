@@ -3,7 +3,15 @@
  * warm reuses and copies, corrupt entries are rebuilt, other profiles miss, concurrent builds agree.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -265,6 +273,61 @@ describe("clip cache, local storage", () => {
   });
 });
 
+/** A storage whose `after` runs once `key` has been described (the source is replaced in between). */
+function swapping(inner: Storage, key: string, after: () => Promise<void>): Storage {
+  return {
+    ...inner,
+    name: inner.name,
+    async describe(k: string, signal?: AbortSignal) {
+      const description = await inner.describe(k, signal);
+      if (k === key) await after();
+      return description;
+    },
+  };
+}
+
+const SWAP_MOVES = (): Blueprint => makeBlueprint([{ video_path: "clips/swap.mp4", duration: 1 }]);
+
+/** Names of the cache's entries and probes (hash-named files) under `prefix`. */
+function hashNames(dir: string, prefix: string): string[] {
+  const base = path.join(dir, prefix);
+  return existsSync(base)
+    ? readdirSync(base, { recursive: true, encoding: "utf8" }).map((f) => path.basename(f))
+    : [];
+}
+
+describe("clip cache: a source replaced between hash and build", () => {
+  it("local: is detected (retryable STORAGE_ERROR); nothing is cached under the old hash", async () => {
+    const swapRoot = path.join(work, "swap-root");
+    makeClip(path.join(swapRoot, "clips/swap.mp4"), "red", 1);
+    makeClip(path.join(work, "swap-magenta.mp4"), "magenta", 1);
+    makeSong(path.join(swapRoot, "songs/song.m4a"), 2);
+    const storage = createLocalStorage({ root: swapRoot });
+    const oldHash = (await storage.describe("clips/swap.mp4")).hash.replace(/^sha256-/, "");
+    const swapped = swapping(storage, "clips/swap.mp4", async () => {
+      copyFileSync(path.join(work, "swap-magenta.mp4"), path.join(swapRoot, "clips/swap.mp4"));
+    });
+    const dir = await mkdtemp(path.join(work, "job-"));
+    const error = await prepareCachedInputs(SWAP_MOVES(), swapped, dir, {
+      config: config(),
+      logger: silentLogger(),
+      signal: new AbortController().signal,
+    }).catch((err: unknown) => err);
+    expect(error).toMatchObject({ code: "STORAGE_ERROR", retryable: true });
+    expect((error as Error).message).toContain("Clip clips/swap.mp4 changed while the job was reading it");
+    expect(hashNames(swapRoot, ".clip-cache").filter((name) => name.includes(oldHash))).toEqual([]);
+    // The next run normalises the new bytes under their own hash.
+    const again = await prepareCachedInputs(SWAP_MOVES(), storage, dir, {
+      config: config(),
+      logger: silentLogger(),
+      signal: new AbortController().signal,
+    });
+    expect(again.stats).toMatchObject({ built: 1 });
+    expect(hashNames(swapRoot, ".clip-cache").filter((name) => name.includes(oldHash))).toEqual([]);
+    await rm(dir, { recursive: true, force: true });
+  });
+});
+
 describe("clip cache, GCS (emulator)", () => {
   let emulator: GcsEmulator;
   const BUCKET = "clip-cache-test";
@@ -309,5 +372,32 @@ describe("clip cache, GCS (emulator)", () => {
     expect(frameCount(warm.file)).toBe(warm.cached.plan.totalFrames);
     expect(Math.min(...ssims(cold.file, warm.file))).toBeGreaterThanOrEqual(0.98);
     await rm(path.dirname(cold.file), { recursive: true, force: true });
+  });
+
+  it("an object overwritten between hash and download is detected; nothing is cached under the old hash", async () => {
+    const bucket = new GcsClient({ projectId: EMULATOR_PROJECT_ID }).bucket(BUCKET);
+    makeClip(path.join(work, "gcs-swap-red.mp4"), "red", 1, "320x240", 24);
+    makeClip(path.join(work, "gcs-swap-magenta.mp4"), "magenta", 1, "320x240", 24);
+    await bucket.upload(path.join(work, "gcs-swap-red.mp4"), { destination: "clips/swap.mp4" });
+    const storage = createGcsStorage({
+      bucket: BUCKET,
+      projectId: EMULATOR_PROJECT_ID,
+      logger: silentLogger(),
+      retry: { attempts: 1 },
+    });
+    const oldHash = (await storage.describe("clips/swap.mp4")).hash;
+    const swapped = swapping(storage, "clips/swap.mp4", async () => {
+      await bucket.upload(path.join(work, "gcs-swap-magenta.mp4"), { destination: "clips/swap.mp4" });
+    });
+    const dir = await mkdtemp(path.join(work, "job-"));
+    const error = await prepareCachedInputs(SWAP_MOVES(), swapped, dir, {
+      config: config({ CLIP_CACHE_PREFIX: ".swap-cache" }),
+      logger: silentLogger(),
+      signal: new AbortController().signal,
+    }).catch((err: unknown) => err);
+    expect(error).toMatchObject({ code: "STORAGE_ERROR", retryable: true });
+    const [objects] = await bucket.getFiles({ prefix: ".swap-cache/" });
+    expect(objects.filter((o) => o.name.includes(oldHash))).toEqual([]);
+    await rm(dir, { recursive: true, force: true });
   });
 });
