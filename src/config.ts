@@ -189,7 +189,9 @@ export function parseConfig(
     else problem("USER_ID", `expected a numeric user id, found ${JSON.stringify(rawUserId)}`);
   }
   const taskId = value(env, "TASK_ID");
-  if (taskId !== undefined && taskId.length > 64) problem("TASK_ID", "expected at most 64 characters");
+  if (taskId !== undefined && (taskId.length > 36 || /[\u0000-\u001f\u007f-\u009f]/.test(taskId))) {
+    problem("TASK_ID", "expected at most 36 characters without control characters");
+  }
 
   const bucket = defaults.gcs_bucket;
   if (bucket !== undefined && !/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket)) {
@@ -219,6 +221,10 @@ export function parseConfig(
       problem(missing[0]!.split(" ")[0]!, `database settings incomplete, missing: ${missing.join(", ")}`);
   }
 
+  // Read before the problems are returned, so theirs are listed with the others.
+  const fetchConcurrency = integer("FETCH_CONCURRENCY", 8, 1, 64);
+  const clipCache = flag("CLIP_CACHE", true);
+
   if (issues.length > 0) return { ok: false, issues };
   const config: Config = {
     blueprintJson:
@@ -243,8 +249,8 @@ export function parseConfig(
     logFormat,
     ffmpegPath: value(env, "FFMPEG_PATH") ?? "ffmpeg",
     ffprobePath: value(env, "FFPROBE_PATH") ?? "ffprobe",
-    fetchConcurrency: integer("FETCH_CONCURRENCY", 8, 1, 64),
-    clipCache: flag("CLIP_CACHE", true),
+    fetchConcurrency,
+    clipCache,
     clipCachePrefix: value(env, "CLIP_CACHE_PREFIX") ?? ".clip-cache",
     cloudRun: {
       job: cloudRunJob,

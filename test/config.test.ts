@@ -57,6 +57,25 @@ describe("parseConfig", () => {
     expect(result.issues.find((issue) => issue.variable === "VIDEO_CRF")?.message).toContain('"80"');
   });
 
+  it("lists FETCH_CONCURRENCY, CLIP_CACHE and TASK_ID problems with the others", () => {
+    const result = parseConfig({
+      VIDEO_CRF: "80",
+      FETCH_CONCURRENCY: "abc",
+      CLIP_CACHE: "maybe",
+      TASK_ID: "x".repeat(37),
+    });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.issues.map((issue) => issue.variable).sort()).toEqual([
+      "CLIP_CACHE",
+      "FETCH_CONCURRENCY",
+      "TASK_ID",
+      "VIDEO_CRF",
+    ]);
+    const nul = parseConfig({ TASK_ID: "abc\u0000" });
+    expect(nul.ok).toBe(false);
+  });
+
   it("allows CRF up to 63 for VP9 only", () => {
     expect(parseConfig({ VIDEO_CODEC: "libvpx-vp9", VIDEO_CRF: "60" }).ok).toBe(true);
     expect(parseConfig({ VIDEO_CODEC: "libx264", VIDEO_CRF: "60" }).ok).toBe(false);

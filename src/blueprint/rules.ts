@@ -233,20 +233,27 @@ function parseResolution(rawValue: unknown, issues: BlueprintIssue[]): Resolutio
 }
 
 function checkOutputIsNotAnInput(keys: RuleResult["keys"], issues: BlueprintIssue[]): void {
-  if (keys.output === undefined) return;
-  const videoIndex = keys.videos.indexOf(keys.output);
-  const clash =
-    keys.output === keys.audio
-      ? "audio_path"
-      : videoIndex >= 0
-        ? `moves[${videoIndex}].video_path`
-        : undefined;
+  const output = keys.output;
+  if (output === undefined) return;
+  // Equal, inside an input (`clips/a.mp4/out.mp4`) or containing one (`clips` as a "file").
+  const clashes = (input: string | undefined) =>
+    input !== undefined &&
+    (input === output || output.startsWith(`${input}/`) || input.startsWith(`${output}/`));
+  const videoIndex = keys.videos.findIndex(clashes);
+  const clash = clashes(keys.audio)
+    ? "audio_path"
+    : videoIndex >= 0
+      ? `moves[${videoIndex}].video_path`
+      : undefined;
   if (clash !== undefined) {
+    const input = clash === "audio_path" ? keys.audio : keys.videos[videoIndex];
+    const relation =
+      input === output ? "the same as" : output.startsWith(`${input}/`) ? "inside" : "containing";
     issues.push(
       issue(
         "output_config.output_path",
         `a path different from every input`,
-        `${describeValue(keys.output)}, the same as ${clash}`,
+        `${describeValue(output)}, ${relation} ${clash}`,
       ),
     );
   }

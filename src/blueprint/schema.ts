@@ -13,7 +13,8 @@ export const LIMITS = {
   /** Size of the JSON text, in UTF-8 bytes. */
   maxBlueprintBytes: 1024 * 1024,
   maxMoves: 500,
-  maxTaskIdLength: 64,
+  /** The API's `task_id` column is `varchar(36)` (a UUID). */
+  maxTaskIdLength: 36,
   maxClipIdLength: 128,
   /** Length of the whole timeline, in seconds. */
   maxTimelineSeconds: 3600,
@@ -34,6 +35,8 @@ export const BITRATE_PATTERN = /^[1-9][0-9]*(\.[0-9]+)?[kKmM]?$/;
 /** `"1280x720"`; evenness and the size limit are checked in rules.ts with a precise message. */
 export const RESOLUTION_PATTERN = /^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$/;
 const NON_BLANK = /\S/;
+/** C0, DEL and C1 control characters (NUL included) are refused in ids that reach the database. */
+export const NO_CONTROL = /^[^\u0000-\u001f\u007f-\u009f]*$/;
 
 /** The `expected …` phrase of a pattern failure travels as the zod issue message (see issues.ts). */
 const nonBlank = (maxLength: number) =>
@@ -154,8 +157,9 @@ export const OutputConfigSchema = z
 
 export const BlueprintSchema = z
   .looseObject({
-    task_id: nonBlank(LIMITS.maxTaskIdLength).meta({
-      description: "The task row this execution renders for; must equal TASK_ID when that is set.",
+    task_id: nonBlank(LIMITS.maxTaskIdLength).regex(NO_CONTROL, { error: "no control characters" }).meta({
+      description:
+        "The task row this execution renders for (at most 36 characters, no control characters); must equal TASK_ID when that is set.",
     }),
     audio_path: storageKey("The song"),
     audio_tempo: z.number().positive().optional().meta({ description: "Informational: beats per minute." }),

@@ -15,6 +15,7 @@ import { planCommands } from "../media/plan.js";
 import { createStorage } from "../storage/index.js";
 import { clipCacheApplies } from "./clip-cache.js";
 import { prepareInputs } from "./inputs.js";
+import { reservedOutputProblem } from "./reserved.js";
 
 export interface Problem {
   /** Where the problem is: the blueprint (path is its JSON path) or the environment (path is the variable). */
@@ -102,6 +103,19 @@ export function checkInputs(
     }
   }
   const config = parsedConfig.ok ? parsedConfig.config : undefined;
+  const reserved =
+    blueprint !== undefined && config !== undefined
+      ? reservedOutputProblem(blueprint.output_config.output_path, config)
+      : undefined;
+  if (reserved !== undefined) {
+    problems.push({
+      source: "blueprint",
+      path: "output_config.output_path",
+      message: reserved,
+      expected: null,
+      found: blueprint?.output_config.output_path ?? null,
+    });
+  }
   if (blueprint !== undefined && config?.taskId !== undefined && config.taskId !== blueprint.task_id) {
     problems.push({
       source: "environment",

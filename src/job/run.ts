@@ -3,6 +3,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseBlueprint } from "../blueprint/parse.js";
+import { NO_CONTROL } from "../blueprint/schema.js";
 import { formatIssues } from "../blueprint/summary.js";
 import type { Blueprint } from "../blueprint/types.js";
 import type { Config } from "../config.js";
@@ -28,6 +29,7 @@ import {
 import { clipCacheApplies, prepareCachedInputs } from "./clip-cache.js";
 import { prepareInputs } from "./inputs.js";
 import type { ProgressReporter } from "./progress-bar.js";
+import { reservedOutputProblem } from "./reserved.js";
 import { progressWithin, STAGE_PROGRESS } from "./stages.js";
 
 export interface JobInput {
@@ -58,7 +60,8 @@ function rawTaskId(text: string | undefined, fallback: string | undefined): stri
     const raw: unknown = JSON.parse(text);
     if (raw !== null && typeof raw === "object" && !Array.isArray(raw)) {
       const id = (raw as Record<string, unknown>)["task_id"];
-      if (typeof id === "string" && id.trim() !== "" && id.length <= 64) return id;
+      // Only an id the row could have (varchar(36), no control characters).
+      if (typeof id === "string" && id.trim() !== "" && id.length <= 36 && NO_CONTROL.test(id)) return id;
     }
   } catch {
     // Not JSON: the row named by TASK_ID is the one to mark failed (SPEC §5).
@@ -78,7 +81,15 @@ function blueprintError(
     };
   }
   const parsed = parseBlueprint(text, config.defaults);
-  if (parsed.ok) return { blueprint: parsed.blueprint };
+  if (parsed.ok) {
+    const reserved = reservedOutputProblem(parsed.blueprint.output_config.output_path, config);
+    if (reserved === undefined) return { blueprint: parsed.blueprint };
+    return {
+      error: new JobError(`Invalid blueprint (1 problem): output_config.output_path: ${reserved}`, {
+        code: "INVALID_BLUEPRINT",
+      }),
+    };
+  }
   const count = parsed.issues.length;
   return {
     error: new JobError(

@@ -345,9 +345,14 @@ const BAD_CASES: BadCase[] = [
   // task_id
   { name: "blank task_id", doc: set((bp) => (bp["task_id"] = "  ")), issues: [["task_id", "non-blank"]] },
   {
-    name: "task_id of 65 characters",
-    doc: set((bp) => (bp["task_id"] = "x".repeat(65))),
-    issues: [["task_id", "expected at most 64 characters, found 65 characters"]],
+    name: "task_id of 37 characters (the column is varchar(36))",
+    doc: set((bp) => (bp["task_id"] = "x".repeat(37))),
+    issues: [["task_id", "expected at most 36 characters, found 37 characters"]],
+  },
+  {
+    name: "task_id with a NUL",
+    doc: set((bp) => (bp["task_id"] = "abc\u0000def")),
+    issues: [["task_id", "no control characters"]],
   },
   {
     name: "numeric task_id",

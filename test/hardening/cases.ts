@@ -573,6 +573,22 @@ export const CASES: HardeningCase[] = [
     rerun: "n/a",
     note: "fixed: the second used to restart the row and, failing later, flip `completed` to `failed`; now it leaves the row alone and exits 0 (advisory lock per task), the first completes, the third finds it completed",
   },
+  {
+    id: "trust-task-id",
+    group: "trust",
+    title: "`task_id` of 37 characters, and with a NUL (the row named by TASK_ID records it)",
+    outcome: invalid("task_id"),
+    rerun: "n/a",
+    note: "fixed: passed validation and failed at the database (exit 1)",
+  },
+  {
+    id: "trust-output-reserved",
+    group: "trust",
+    title:
+      "`output_path` inside the clip cache (`.clip-cache/…`), the embedded database (`.pgdata/…`), inside an input (`clips/red.mp4/x.mp4`) or containing one (`clips.mp4` over `clips.mp4/…`)",
+    outcome: invalid("output_config.output_path"),
+    rerun: "n/a",
+  },
   // Load.
   {
     id: "load-4-cache-off",

@@ -274,3 +274,54 @@ describe("concurrent executions of one task", () => {
     expect(await rowText()).toBe(done);
   });
 });
+
+describe("ids and output paths the job refuses", () => {
+  async function invalidRun(
+    id: string,
+    mutate: (doc: Record<string, unknown>, taskId: string) => void,
+    error: string,
+  ) {
+    const taskId = await h.newTask();
+    const doc = blueprint(taskId, [{ clip: "clips/red.mp4", duration: 0.5 }]);
+    mutate(doc, taskId);
+    const run = await runCli({
+      env: {
+        TMPDIR: h.tmp,
+        LOCAL_STORAGE_ROOT: h.root,
+        TASK_ID: taskId,
+        BLUEPRINT_JSON: JSON.stringify(doc),
+        ...h.dbEnv(),
+      },
+      killAfterMs: 60_000,
+    });
+    const task = await expectOutcome(h, run, taskId, id);
+    expect(task.error).toContain(error);
+    expectNoOutput(h);
+  }
+
+  hardeningCase("trust-task-id", async () => {
+    await invalidRun(
+      "trust-task-id",
+      (doc) => (doc["task_id"] = "x".repeat(37)),
+      "expected at most 36 characters",
+    );
+    await invalidRun("trust-task-id", (doc) => (doc["task_id"] = "abc\u0000def"), "no control characters");
+  });
+
+  hardeningCase("trust-output-reserved", async () => {
+    const output = (p: string) => (doc: Record<string, unknown>) => {
+      (doc["output_config"] as Record<string, unknown>)["output_path"] = p;
+    };
+    await invalidRun("trust-output-reserved", output(".clip-cache/x.mp4"), "outside .clip-cache/");
+    await invalidRun("trust-output-reserved", output("data/.pgdata/data/x.mp4"), "outside .pgdata/");
+    await invalidRun("trust-output-reserved", output("clips/red.mp4/x.mp4"), "inside moves[0].video_path");
+    await invalidRun(
+      "trust-output-reserved",
+      (doc) => {
+        output("clips.mp4")(doc);
+        (doc["moves"] as Array<Record<string, unknown>>)[0]!["video_path"] = "clips.mp4/red.mp4";
+      },
+      "containing moves[0].video_path",
+    );
+  });
+});
