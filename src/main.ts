@@ -44,7 +44,13 @@ function write(stream: NodeJS.WriteStream, text: string): void {
 /** Aborts `controller` on SIGTERM/SIGINT with the error to record; exits after a grace period. */
 function onSignals(controller: AbortController, logger: Logger): void {
   for (const signalName of ["SIGTERM", "SIGINT"] as const) {
-    process.once(signalName, () => {
+    // `on`, not `once`: a second signal (Cloud Run, or Ctrl-C twice) must not fall through to the default
+    // action, which kills the process before the cleanup and the row (exit 143).
+    process.on(signalName, () => {
+      if (controller.signal.aborted) {
+        logger.warn({ signal: signalName }, `Received ${signalName} again: already stopping`);
+        return;
+      }
       logger.warn({ signal: signalName }, `Received ${signalName}: stopping`);
       controller.abort(
         new JobError(`Job terminated: ${signalName}`, { code: "TERMINATED", retryable: true }),
@@ -154,6 +160,17 @@ async function main(argv: readonly string[]): Promise<number> {
   return outcome.exitCode;
 }
 
+// Safety net: a promise that can never settle (e.g. a library waiting for an event that already passed)
+// would end the process with Node's exit code 13. Exit codes are 0, 1 and 2 only (SPEC §6).
+let settled = false;
+process.on("beforeExit", () => {
+  if (settled) return;
+  process.stderr.write(
+    "The job stopped making progress before it finished (an operation never completed); exiting 1\n",
+  );
+  process.exit(1);
+});
 const exitCode = await main(process.argv.slice(2));
+settled = true;
 // Don't wait on stray handles (sockets in keep-alive, pino transports flush on exit).
 process.exit(exitCode);

@@ -2,18 +2,23 @@ import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
 import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import type { Config } from "../config.js";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import {
   createEmbeddedServer,
+  type EmbeddedServer,
   freePort,
   isRoot,
   loadEmbeddedPostgres,
   readPostmasterPid,
   removeStalePid,
+  stopPostmaster,
 } from "./embedded.js";
+import { withConnectionRetry } from "./retry.js";
+import { joinServer, withServerLock } from "./shared-server.js";
 
 export interface Database {
   pool: pg.Pool;
@@ -91,8 +96,9 @@ const EMBEDDED_DATABASE = "postgres";
 /**
  * Local fallback: a real PostgreSQL kept in `<root>/.pgdata` (`data/` is PGDATA, `password` its
  * generated password, 0600). initdb runs only the first time; a postmaster.pid left by a killed run is
- * removed; a server still running on this data directory (e.g. orphaned by a killed run) is reused and
- * left running. Listens on a free port on 127.0.0.1 only, no unix socket.
+ * removed. Jobs on one root share the server (shared-server.ts): initdb, start and stop happen under
+ * a lock, a server still starting is waited for, and the last job to close stops it. It runs in its
+ * own process group. Listens on a free port on 127.0.0.1 only, no unix socket.
  */
 async function openEmbedded(root: string, logger: Logger): Promise<Database> {
   const started = performance.now();
@@ -104,41 +110,57 @@ async function openEmbedded(root: string, logger: Logger): Promise<Database> {
   await mkdir(base, { recursive: true, mode: 0o700 });
   if (isRoot()) await allowServerUser(root, base);
 
-  const initialised = existsSync(path.join(dataDir, "PG_VERSION"));
-  let password: string;
-  if (initialised) {
-    password = await readFile(passwordFile, "utf8").then(
-      (text) => text.trim(),
-      () => {
-        throw new JobError(
-          `The embedded PostgreSQL in ${base} has no password file; delete that directory to start over`,
-          { code: "DATABASE_ERROR" },
+  const user = await joinServer(base);
+  // A forced exit leaves the registry; the server is stopped by its starter only if nobody else uses it.
+  process.on("exit", user.leave);
+  let server: EmbeddedServer | undefined;
+  let opened: { port: number; password: string; how: string };
+  try {
+    opened = await withServerLock(base, async () => {
+      const initialised = existsSync(path.join(dataDir, "PG_VERSION"));
+      let password: string;
+      if (initialised) {
+        password = await readFile(passwordFile, "utf8").then(
+          (text) => text.trim(),
+          () => {
+            throw new JobError(
+              `The embedded PostgreSQL in ${base} has no password file; delete that directory to start over`,
+              { code: "DATABASE_ERROR" },
+            );
+          },
         );
-      },
-    );
-  } else {
-    // A data directory without PG_VERSION is an interrupted initdb: start over.
-    await rm(dataDir, { recursive: true, force: true });
-    password = randomBytes(24).toString("base64url");
-    await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+      } else {
+        // A data directory without PG_VERSION is an interrupted initdb: start over.
+        await rm(dataDir, { recursive: true, force: true });
+        password = randomBytes(24).toString("base64url");
+        await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+      }
+      const running = initialised ? await runningServer(dataDir) : undefined;
+      if (running !== undefined) {
+        return {
+          port: running.port,
+          password,
+          how: `reusing the embedded PostgreSQL already running on this data directory (pid ${running.pid})`,
+        };
+      }
+      if (initialised && (await removeStalePid(dataDir))) {
+        logger.debug({ data_dir: dataDir }, "Removed a stale postmaster.pid");
+      }
+      server = await startServer(dataDir, password, !initialised, logger, () => user.othersRemain());
+      return {
+        port: server.port,
+        password,
+        how: initialised
+          ? "started the embedded PostgreSQL"
+          : "created and started a new embedded PostgreSQL",
+      };
+    });
+  } catch (err) {
+    user.leave();
+    process.removeListener("exit", user.leave);
+    throw err;
   }
-
-  const running = initialised ? await readPostmasterPid(dataDir) : undefined;
-  let port: number;
-  let stopServer: (() => Promise<void>) | undefined;
-  let how: string;
-  if (running?.alive && Number.isInteger(running.port)) {
-    port = running.port;
-    how = `reusing the embedded PostgreSQL already running on this data directory (pid ${running.pid})`;
-  } else {
-    if (initialised && (await removeStalePid(dataDir))) {
-      logger.debug({ data_dir: dataDir }, "Removed a stale postmaster.pid");
-    }
-    const server = await startServer(dataDir, password, !initialised, logger);
-    port = server.port;
-    stopServer = () => server.stop();
-    how = initialised ? "started the embedded PostgreSQL" : "created and started a new embedded PostgreSQL";
-  }
+  const { port, password, how } = opened;
 
   const pool = createPool(
     { host: "127.0.0.1", port, database: EMBEDDED_DATABASE, user: EMBEDDED_USER, password },
@@ -148,11 +170,30 @@ async function openEmbedded(root: string, logger: Logger): Promise<Database> {
     try {
       await pool.end();
     } finally {
-      await stopServer?.();
+      try {
+        await withServerLock(base, async () => {
+          user.leave();
+          if (user.othersRemain()) {
+            server?.detach();
+            return;
+          }
+          if (server !== undefined) return server.stop();
+          // Started by a job that has ended: the last user stops it.
+          const info = await readPostmasterPid(dataDir);
+          if (info?.alive) await stopPostmaster(info.pid);
+        });
+      } finally {
+        user.leave();
+        process.removeListener("exit", user.leave);
+      }
     }
   });
   try {
-    await pool.query(await readTaskTableSql());
+    await withConnectionRetry(async () => pool.query(await readTaskTableSql()), {
+      delaysMs: [500, 1000],
+      logger,
+      what: "prepare the embedded database",
+    });
   } catch (err) {
     await close().catch(() => {});
     throw new JobError(`Could not prepare the embedded PostgreSQL: ${(err as Error).message}`, {
@@ -167,7 +208,29 @@ async function openEmbedded(root: string, logger: Logger): Promise<Database> {
   return { pool, embedded: true, close };
 }
 
-async function startServer(dataDir: string, password: string, initialise: boolean, logger: Logger) {
+/** A live server on `dataDir`, once it accepts connections (waits while it is starting up). */
+async function runningServer(dataDir: string): Promise<{ pid: number; port: number } | undefined> {
+  const deadline = performance.now() + 30_000;
+  for (;;) {
+    const info = await readPostmasterPid(dataDir);
+    if (info === undefined || !info.alive || !Number.isInteger(info.port)) return undefined;
+    if (info.status === "ready") return { pid: info.pid, port: info.port };
+    if (info.status === "stopping" || performance.now() > deadline) {
+      // Shutting down (or stuck): wait for it to go, then start a new one.
+      await stopPostmaster(info.pid);
+      return undefined;
+    }
+    await sleep(50);
+  }
+}
+
+async function startServer(
+  dataDir: string,
+  password: string,
+  initialise: boolean,
+  logger: Logger,
+  keepOnExit: () => boolean,
+): Promise<EmbeddedServer> {
   // Two tries: another process may take the free port between choosing it and binding it.
   for (let attempt = 1; ; attempt++) {
     const server = await createEmbeddedServer({
@@ -177,6 +240,7 @@ async function startServer(dataDir: string, password: string, initialise: boolea
       password,
       postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
       onLog: (line) => logger.trace({ postgres: line }, "embedded postgres output"),
+      keepOnExit,
     });
     try {
       if (initialise && attempt === 1) await server.initialise();

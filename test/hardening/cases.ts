@@ -589,6 +589,52 @@ export const CASES: HardeningCase[] = [
     outcome: invalid("output_config.output_path"),
     rerun: "n/a",
   },
+  {
+    id: "trust-embedded-concurrent",
+    group: "trust",
+    title:
+      "two local jobs on one storage root without DB_* settings, started together (embedded PostgreSQL), the shorter one ending first",
+    outcome: completed,
+    rerun: "n/a",
+    note: "fixed: the second failed with `the database system is starting up`, or the first stopped the server under the second (row left `running`); now one server is shared (lock file + registry in `.pgdata/`), the last job stops it",
+  },
+  {
+    id: "trust-ctrl-c",
+    group: "trust",
+    title:
+      "Ctrl-C in a terminal during a local run with the embedded database (SIGINT to the whole process group)",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "rendering",
+      code: "TERMINATED",
+      error: "Job terminated: SIGINT",
+    },
+    rerun: "n/a",
+    note: "fixed: the server got the SIGINT too, the failure could not be recorded and the job exited 13; the server now runs in its own process group",
+  },
+  {
+    id: "trust-embedded-dies",
+    group: "trust",
+    title: "the embedded PostgreSQL killed (SIGKILL) mid-render",
+    outcome: { exit: 1, status: "untouched" },
+    rerun: "n/a",
+    note: "the row keeps its last progress (its database is gone); the log says `Database unavailable …`; fixed: used to exit 13 (a stop that never settled)",
+  },
+  {
+    id: "trust-double-sigterm",
+    group: "trust",
+    title: "two SIGTERMs 15 ms apart during the render",
+    outcome: {
+      exit: 1,
+      status: "failed",
+      stage: "rendering",
+      code: "TERMINATED",
+      error: "Job terminated: SIGTERM",
+    },
+    rerun: "n/a",
+    note: "fixed: the second signal hit the default handler (exit 143, temp dir left, row sometimes `running`)",
+  },
   // Load.
   {
     id: "load-4-cache-off",

@@ -38,6 +38,8 @@ export interface RunOptions {
   killAfterMs?: number;
   /** A command that execs node, e.g. `["taskset", "-c", "0"]` (it must exec, keeping the pid). */
   wrap?: string[];
+  /** Runs the CLI as the leader of a new process group, like a shell's foreground job (`-pid` reaches all of it). */
+  ownProcessGroup?: boolean;
 }
 
 /** Descendant pids of `pid` (children, grandchildren…), from /proc. */
@@ -97,6 +99,7 @@ export function runCli(options: RunOptions): Promise<Run> {
     const child = spawn(command ?? process.execPath, [...prefix, CLI, ...(options.args ?? [])], {
       env,
       stdio: ["ignore", "pipe", "pipe"],
+      detached: options.ownProcessGroup === true,
     });
     const pid = child.pid ?? -1;
     let stdout = "";
