@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, w
 import os from "node:os";
 import path from "node:path";
 import { deflateSync } from "node:zlib";
-import { afterAll, beforeAll, describe, expect } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect } from "vitest";
 import { frameStats } from "../media/helpers.js";
 import {
   blueprint,
@@ -51,6 +51,9 @@ beforeAll(async () => {
   place(h.root, "songs/song.m4a", song(2));
   place(h.root, "clips/red.mp4", tinyClip("red"));
 });
+
+// Completed runs leave their output; each case asserts its own produced none.
+beforeEach(() => rmSync(path.join(h.root, "output"), { recursive: true, force: true }));
 
 afterAll(async () => {
   await h?.stop();
@@ -169,6 +172,9 @@ describe("media that costs more than the job has", () => {
     write("clips/loop.mp4", `${loop}#${"x".repeat(51 - loop.length - 2)}\n`);
     expect(Buffer.byteLength(`${loop}#${"x".repeat(51 - loop.length - 2)}\n`)).toBe(51);
     const run = await attack("trust-playlist-loop", "clips/loop.mp4", undefined, true);
+    console.info(
+      `51-byte self-referencing playlist: peak RSS ${Math.round((run.peakRssBytes ?? 0) / MiB)} MiB`,
+    );
     expect(run.peakRssBytes ?? 0).toBeGreaterThan(0);
     expect(run.peakRssBytes!).toBeLessThan(512 * MiB);
   });
@@ -181,6 +187,7 @@ describe("media that costs more than the job has", () => {
     ffmpeg(["-f", "png_pipe", "-i", png, "-c", "copy", "-f", "matroska", mkv]);
     place(h.root, "clips/huge.mkv", mkv);
     const run = await attack("trust-huge-picture", "clips/huge.mkv", undefined, true);
+    console.info(`16000×16000 PNG in Matroska: peak RSS ${Math.round((run.peakRssBytes ?? 0) / MiB)} MiB`);
     expect(run.peakRssBytes!).toBeLessThan(512 * MiB);
   });
 });
