@@ -510,7 +510,7 @@ export const CASES: HardeningCase[] = [
     id: "trust-hls-clip",
     group: "trust",
     title:
-      "a clip `x.mp4` that is an HLS playlist whose segment is a marker video outside the root (absolute path, `../` path, `file:` URL)",
+      "a clip `x.mp4` that is an HLS playlist whose segment is a marker video outside the root (absolute path, `../` path, `file:` URL; local and GCS mode)",
     outcome: { exit: 1, status: "failed", stage: "fetching", code: "MEDIA_INVALID", error: "HLS playlist" },
     rerun: "n/a",
     note: "fixed: the outside video used to be rendered and cached; the marker colour is asserted absent from every output and cache entry",

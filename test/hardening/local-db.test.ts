@@ -7,11 +7,19 @@ import { randomUUID } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { afterAll, beforeAll, describe, expect } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
 import { openDatabase } from "../../src/tasks/db.js";
-import { blueprint, expectOutcome, type Harness, hardeningCase, runCli, startHarness } from "./harness.js";
+import {
+  blueprint,
+  expectNoSecrets,
+  expectOutcome,
+  type Harness,
+  hardeningCase,
+  runCli,
+  startHarness,
+} from "./harness.js";
 import { place, song, tinyClip } from "./media.js";
 
 let root: string;
@@ -206,4 +214,10 @@ describe("signals", () => {
     },
     90_000,
   );
+});
+
+describe("secrets", () => {
+  it("the database password appears in no output and no row of this file", async () => {
+    expect(await expectNoSecrets(h)).toBeGreaterThan(0);
+  });
 });

@@ -9,11 +9,14 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, w
 import os from "node:os";
 import path from "node:path";
 import { deflateSync } from "node:zlib";
-import { afterAll, beforeAll, beforeEach, describe, expect } from "vitest";
+import { Storage as GcsClient } from "@google-cloud/storage";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { EMULATOR_PROJECT_ID, startGcsEmulator } from "../helpers/gcs-emulator.js";
 import { frameStats } from "../media/helpers.js";
 import {
   blueprint,
   expectNoOutput,
+  expectNoSecrets,
   expectOutcome,
   ffmpeg,
   type Harness,
@@ -125,16 +128,60 @@ function expectNoMarker(): void {
 }
 
 describe("media that references other files", () => {
-  hardeningCase("trust-hls-clip", async () => {
-    const segment = (line: string) =>
-      `#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\n${line}\n#EXT-X-ENDLIST\n`;
-    write("clips/hls-absolute.mp4", segment(markerVideo));
-    write("clips/hls-relative.mp4", segment(path.relative(path.join(h.root, "clips"), markerVideo)));
-    write("clips/hls-url.mp4", segment(`file:${markerVideo}`));
-    for (const clip of ["clips/hls-absolute.mp4", "clips/hls-relative.mp4", "clips/hls-url.mp4"]) {
-      await attack("trust-hls-clip", clip);
-    }
-  });
+  hardeningCase(
+    "trust-hls-clip",
+    async () => {
+      const segment = (line: string) =>
+        `#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:1.0,\n${line}\n#EXT-X-ENDLIST\n`;
+      write("clips/hls-absolute.mp4", segment(markerVideo));
+      write("clips/hls-relative.mp4", segment(path.relative(path.join(h.root, "clips"), markerVideo)));
+      write("clips/hls-url.mp4", segment(`file:${markerVideo}`));
+      for (const clip of ["clips/hls-absolute.mp4", "clips/hls-relative.mp4", "clips/hls-url.mp4"]) {
+        await attack("trust-hls-clip", clip);
+      }
+
+      // GCS mode: the playlist is an object; its segment a file on the job's machine.
+      const emulator = await startGcsEmulator();
+      try {
+        process.env["STORAGE_EMULATOR_HOST"] = emulator.host;
+        const bucket = new GcsClient({ projectId: EMULATOR_PROJECT_ID }).bucket("trust-media");
+        await bucket.upload(path.join(h.root, "songs/song.m4a"), { destination: "songs/song.m4a" });
+        await bucket.upload(path.join(h.root, "clips/red.mp4"), { destination: "clips/red.mp4" });
+        await bucket.file("clips/hls.mp4").save(segment(markerVideo));
+        const taskId = await h.newTask();
+        const doc = blueprint(taskId, [
+          { clip: "clips/red.mp4", duration: 0.5 },
+          { clip: "clips/hls.mp4", duration: 0.5 },
+        ]);
+        const run = await runCli({
+          env: {
+            TMPDIR: h.tmp,
+            TASK_ID: taskId,
+            BLUEPRINT_JSON: JSON.stringify(doc),
+            GCS_BUCKET_NAME: "trust-media",
+            GCP_PROJECT_ID: EMULATOR_PROJECT_ID,
+            STORAGE_EMULATOR_HOST: emulator.host,
+            ...h.dbEnv(),
+          },
+          killAfterMs: 90_000,
+        });
+        const task = await expectOutcome(h, run, taskId, "trust-hls-clip");
+        expect(task.error).toContain("clips/hls.mp4");
+        const [objects] = await bucket.getFiles();
+        const names = objects.map((o) => o.name);
+        // Nothing rendered, nothing normalised from the outside video.
+        expect(names.filter((name) => name.startsWith("output/"))).toEqual([]);
+        for (const name of names.filter((n) => n.startsWith(".clip-cache/") && n.endsWith(".mp4"))) {
+          const local = path.join(outside, path.basename(name));
+          await bucket.file(name).download({ destination: local });
+          for (const frame of frameStats(local)) expect(frame.u > 180 && frame.v > 180).toBe(false);
+        }
+      } finally {
+        await emulator.stop();
+      }
+    },
+    180_000,
+  );
 
   hardeningCase("trust-dash-clip", async () => {
     write(
@@ -330,5 +377,11 @@ describe("ids and output paths the job refuses", () => {
       },
       "containing moves[0].video_path",
     );
+  });
+});
+
+describe("secrets", () => {
+  it("the database password appears in no output and no row of this file", async () => {
+    expect(await expectNoSecrets(h)).toBeGreaterThan(0);
   });
 });
