@@ -189,7 +189,7 @@ async function openEmbedded(root: string, logger: Logger): Promise<Database> {
     }
   });
   try {
-    await withConnectionRetry(async () => pool.query(await readTaskTableSql()), {
+    await withConnectionRetry(async () => createTaskTable(pool), {
       delaysMs: [500, 1000],
       logger,
       what: "prepare the embedded database",
@@ -206,6 +206,27 @@ async function openEmbedded(root: string, logger: Logger): Promise<Database> {
     `No database configured: ${how} (data in ${base}, 127.0.0.1:${port}); table choreography_tasks ready`,
   );
   return { pool, embedded: true, close };
+}
+
+/**
+ * Runs the idempotent DDL in a transaction under an advisory lock: two `create table if not exists` at
+ * once can both pass the existence check and one then fails on the catalog's unique index.
+ */
+export async function createTaskTable(pool: pg.Pool): Promise<void> {
+  const ddl = await readTaskTableSql();
+  const client = await pool.connect();
+  try {
+    await client.query("begin");
+    // A key apart from the per-task locks (those hash 'choreography_tasks:<task_id>').
+    await client.query("select pg_advisory_xact_lock(hashtextextended('choreography_tasks.ddl', 0))");
+    await client.query(ddl);
+    await client.query("commit");
+  } catch (err) {
+    await client.query("rollback").catch(() => {});
+    throw err;
+  } finally {
+    client.release();
+  }
 }
 
 /** A live server on `dataDir`, once it accepts connections (waits while it is starting up). */

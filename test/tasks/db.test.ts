@@ -7,7 +7,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { type Config, parseConfig } from "../../src/config.js";
 import { silentLogger } from "../../src/log.js";
-import { APPLICATION_NAME, openDatabase } from "../../src/tasks/db.js";
+import { APPLICATION_NAME, createTaskTable, openDatabase } from "../../src/tasks/db.js";
 import { isRoot, postgresUserIds } from "../../src/tasks/embedded.js";
 import { createTaskStore } from "../../src/tasks/store.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
@@ -224,5 +224,37 @@ describe("no database configured: the embedded PostgreSQL", () => {
       await second.close();
     }
     console.info(`embedded PostgreSQL, later open (start + table): ${Math.round(secondMs)} ms`);
+  });
+});
+
+describe("the task table DDL", () => {
+  let postgres: TestPostgres;
+
+  beforeAll(async () => {
+    postgres = await startPostgres();
+  });
+
+  afterAll(async () => {
+    await postgres?.stop();
+  });
+
+  async function freshDatabase(name: string): Promise<pg.Pool> {
+    await postgres.pool.query(`create database ${name}`);
+    const pool = new pg.Pool({ ...postgres.config, database: name, max: 8 });
+    onTestFinished(() => pool.end());
+    return pool;
+  }
+
+  // Without the lock, six concurrent `create table if not exists` on a new database fail 5 of 6 here
+  // (duplicate key in pg_type): jobs started together on one embedded server hit exactly that.
+  it("createTaskTable is safe when six jobs run it at once on a new database", async () => {
+    const pool = await freshDatabase("ddl_locked");
+    for (let round = 0; round < 5; round++) {
+      await pool.query("drop table if exists choreography_tasks");
+      const results = await Promise.allSettled(Array.from({ length: 6 }, () => createTaskTable(pool)));
+      expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+    }
+    const { rows } = await pool.query("select count(*)::int as n from choreography_tasks");
+    expect(rows[0].n).toBe(0);
   });
 });
