@@ -240,21 +240,24 @@ describe("the task table DDL", () => {
 
   async function freshDatabase(name: string): Promise<pg.Pool> {
     await postgres.pool.query(`create database ${name}`);
-    const pool = new pg.Pool({ ...postgres.config, database: name, max: 8 });
-    onTestFinished(() => pool.end());
-    return pool;
+    const { host, port, user, password } = postgres.config;
+    return new pg.Pool({ host, port, user, password, database: name, max: 8 });
   }
 
   // Without the lock, six concurrent `create table if not exists` on a new database fail 5 of 6 here
   // (duplicate key in pg_type): jobs started together on one embedded server hit exactly that.
   it("createTaskTable is safe when six jobs run it at once on a new database", async () => {
     const pool = await freshDatabase("ddl_locked");
-    for (let round = 0; round < 5; round++) {
-      await pool.query("drop table if exists choreography_tasks");
-      const results = await Promise.allSettled(Array.from({ length: 6 }, () => createTaskTable(pool)));
-      expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+    try {
+      for (let round = 0; round < 5; round++) {
+        await pool.query("drop table if exists choreography_tasks");
+        const results = await Promise.allSettled(Array.from({ length: 6 }, () => createTaskTable(pool)));
+        expect(results.filter((r) => r.status === "rejected")).toEqual([]);
+      }
+      const { rows } = await pool.query("select count(*)::int as n from choreography_tasks");
+      expect(rows[0].n).toBe(0);
+    } finally {
+      await pool.end();
     }
-    const { rows } = await pool.query("select count(*)::int as n from choreography_tasks");
-    expect(rows[0].n).toBe(0);
   });
 });
