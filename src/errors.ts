@@ -14,7 +14,6 @@ export type Stage = (typeof STAGES)[number];
 export type ErrorCode =
   | "INVALID_BLUEPRINT"
   | "INVALID_CONFIG"
-  | "TASK_ID_MISMATCH"
   | "TASK_NOT_FOUND"
   | "TASK_FORBIDDEN"
   | "STORAGE_NOT_FOUND"

@@ -31,8 +31,9 @@ import {
 } from "../media/assembly.js";
 import { ALLOWED_DEMUXERS, pinnedInput } from "../media/containers.js";
 import { runFfmpeg, runFfprobeJson } from "../media/ffmpeg.js";
+import type { MediaInfo } from "../media/media-info.js";
 import { planRender, type RenderPlan } from "../media/plan.js";
-import { type MediaInfo, probeMedia } from "../media/probe.js";
+import { probeMedia } from "../media/probe.js";
 import { fetchMedia } from "../storage/fetch-media.js";
 import type { Storage } from "../storage/storage.js";
 

@@ -11,7 +11,7 @@ import type { Blueprint } from "../blueprint/types.js";
 import { type Config, type ConfigIssue, parseConfig } from "../config.js";
 import { coerceError, errorLogFields } from "../errors.js";
 import type { Logger } from "../log.js";
-import { planCommands } from "../media/plan.js";
+import { planCommands } from "../media/commands.js";
 import { createStorage } from "../storage/index.js";
 import { clipCacheApplies } from "./clip-cache.js";
 import { prepareInputs } from "./inputs.js";

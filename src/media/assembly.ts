@@ -19,6 +19,19 @@
  * path's choice. Frame counts and move starts are exactly those of the plan (SPEC §3.3).
  */
 import { createHash } from "node:crypto";
+import {
+  audioStep,
+  COMMON,
+  finalStep,
+  joinPath,
+  pieceArgs,
+  pieceLabel,
+  pieceName,
+  type RenderStep,
+  type RenderSteps,
+  slowness,
+  watchdogMs,
+} from "./commands.js";
 import { type Demuxer, pinnedInput } from "./containers.js";
 import {
   normaliseChain,
@@ -28,24 +41,7 @@ import {
   type VideoEncoding,
   videoEncoderArgs,
 } from "./filters.js";
-import {
-  audioStep,
-  COMMON,
-  finalStep,
-  frameAt,
-  joinPath,
-  type Piece,
-  pieceArgs,
-  pieceLabel,
-  pieceName,
-  type RenderPlan,
-  type RenderStep,
-  type RenderSteps,
-  type SourcePlan,
-  type SourceSpan,
-  slowness,
-  watchdogMs,
-} from "./plan.js";
+import { frameAt, type Piece, type RenderPlan, type SourcePlan, type SourceSpan } from "./plan.js";
 
 /** Bumped whenever the entry's content or encoding changes: old entries then simply miss. */
 export const CACHE_ENGINE_VERSION = 1;

@@ -14,6 +14,7 @@ import { execFile } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import path from "node:path";
 import ffmpeg from "fluent-ffmpeg";
+import pLimit from "p-limit";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
 
@@ -253,6 +254,12 @@ export function runFfmpeg(args: string[], options: RunFfmpegOptions): Promise<Ru
   });
 }
 
+/**
+ * ffprobe processes at once, across every caller (inputs, cache entries, the output check): each is
+ * cheap in CPU but ~20 MB of memory, and 29 at once cost ~500 MB of the 512 MiB budget.
+ */
+const probeSlots = pLimit(4);
+
 export interface RunFfprobeOptions {
   ffprobePath?: string;
   signal?: AbortSignal;
@@ -273,6 +280,13 @@ export interface FfprobeFailure {
 export function runFfprobeJson(
   args: string[],
   options: RunFfprobeOptions = {},
+): Promise<{ ok: true; json: unknown; stderr: string } | FfprobeFailure> {
+  return probeSlots(() => spawnFfprobe(args, options));
+}
+
+function spawnFfprobe(
+  args: string[],
+  options: RunFfprobeOptions,
 ): Promise<{ ok: true; json: unknown; stderr: string } | FfprobeFailure> {
   const binary = options.ffprobePath ?? "ffprobe";
   if (options.signal?.aborted) return Promise.reject(options.signal.reason);

@@ -19,12 +19,6 @@ export function rateString(fps: number): string {
   return `${Math.round(fps * 1000)}/1000`;
 }
 
-/** The inverse rate as a rational string, for `settb`. */
-export function timebaseString(fps: number): string {
-  const [num, den] = rateString(fps).split("/");
-  return `${den}/${num}`;
-}
-
 export interface SourceFit {
   /** Size after scaling (aspect kept, square pixels), inside the output frame. */
   width: number;
@@ -34,7 +28,8 @@ export interface SourceFit {
   y: number;
 }
 
-function even(value: number): number {
+/** The nearest even size ≥ 2 (yuv420p needs even dimensions). */
+export function evenSize(value: number): number {
   return Math.max(2, 2 * Math.round(value / 2));
 }
 
@@ -46,8 +41,8 @@ export function fitInto(
   height: number,
 ): SourceFit {
   const scale = Math.min(width / displayWidth, height / displayHeight);
-  const w = Math.min(width, even(displayWidth * scale));
-  const h = Math.min(height, even(displayHeight * scale));
+  const w = Math.min(width, evenSize(displayWidth * scale));
+  const h = Math.min(height, evenSize(displayHeight * scale));
   return { width: w, height: h, x: 2 * Math.floor((width - w) / 4), y: 2 * Math.floor((height - h) / 4) };
 }
 

@@ -5,8 +5,9 @@
 import { mkdir, rm, stat, writeFile } from "node:fs/promises";
 import pLimit from "p-limit";
 import type { Logger } from "../log.js";
+import { planSteps, type RenderFiles, type RenderStep, type RenderSteps } from "./commands.js";
 import { runFfmpeg } from "./ffmpeg.js";
-import { planSteps, type RenderFiles, type RenderPlan, type RenderStep, type RenderSteps } from "./plan.js";
+import type { RenderPlan } from "./plan.js";
 
 export interface RenderProgress {
   /** 0–100. */

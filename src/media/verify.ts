@@ -5,10 +5,11 @@
 import { stat } from "node:fs/promises";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { DEMUXERS } from "./commands.js";
 import { pinnedInput } from "./containers.js";
 import { redactPaths, runFfmpeg, runFfprobeJson } from "./ffmpeg.js";
-import { DEMUXERS, type RenderPlan } from "./plan.js";
-import { parseRate } from "./probe.js";
+import { parseRate } from "./media-info.js";
+import type { RenderPlan } from "./plan.js";
 
 export interface VerifiedOutput {
   file_size: number;

@@ -2,8 +2,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { validateBlueprint } from "../../src/blueprint/parse.js";
 import type { Blueprint, BlueprintIssue } from "../../src/blueprint/types.js";
+import type { MediaInfo } from "../../src/media/media-info.js";
 import { frameAt, planRender } from "../../src/media/plan.js";
-import type { MediaInfo } from "../../src/media/probe.js";
 import { fakeInfo } from "../media/helpers.js";
 import {
   API_CLIPS,

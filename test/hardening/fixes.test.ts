@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { JobError } from "../../src/errors.js";
 import { silentLogger } from "../../src/log.js";
 import { errorLine } from "../../src/media/ffmpeg.js";
-import { parseProbe } from "../../src/media/probe.js";
+import { parseProbe } from "../../src/media/media-info.js";
 import { createTaskStore, storableJson, storableText, type TaskResult } from "../../src/tasks/store.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 

@@ -5,8 +5,9 @@ import os from "node:os";
 import path from "node:path";
 import type { Blueprint, Move, OutputConfig } from "../../src/blueprint/types.js";
 import { silentLogger } from "../../src/log.js";
+import type { MediaInfo } from "../../src/media/media-info.js";
 import { planRender, type RenderPlan } from "../../src/media/plan.js";
-import { type MediaInfo, probeMedia } from "../../src/media/probe.js";
+import { probeMedia } from "../../src/media/probe.js";
 import { renderVideo } from "../../src/media/render.js";
 import { type VerifiedOutput, verifyOutput } from "../../src/media/verify.js";
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { parseProbe, probeMedia } from "../../src/media/probe.js";
+import { parseProbe } from "../../src/media/media-info.js";
+import { probeMedia } from "../../src/media/probe.js";
 import { clipFixture, makeBrokenFixtures, makeSongFixture } from "../helpers/fixtures.js";
 
 describe("probeMedia (real ffprobe)", () => {
