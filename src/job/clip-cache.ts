@@ -25,6 +25,7 @@ import {
   CACHE_GOP,
   type CacheProfile,
   cacheProfile,
+  cacheSupportsCodec,
   type EntryFrames,
   entryBuildArgs,
   profileId,
@@ -77,9 +78,9 @@ interface EntryMeta {
   sha256: string;
 }
 
-/** Whether this job can use the cache (x264 only: other codecs keep the segment path). */
+/** Whether this job uses the cache: CLIP_CACHE on and a codec the cache serves (`cacheSupportsCodec`). */
 export function clipCacheApplies(config: Config, blueprint: Blueprint): boolean {
-  return config.clipCache && blueprint.output_config.video_codec === "libx264";
+  return config.clipCache && cacheSupportsCodec(blueprint.output_config.video_codec);
 }
 
 /** Builds at once when the caller does not say (the job passes its granted CPUs): one single-threaded x264 each. */
@@ -129,7 +130,7 @@ async function readJson(
   try {
     const fetched = await storage.fetch(key, dir, signal);
     const text = await readFile(fetched.path, "utf8");
-    if (storage.name !== "local") await rm(fetched.path, { force: true });
+    if (fetched.residence === "copy") await rm(fetched.path, { force: true });
     return JSON.parse(text) as unknown;
   } catch (error) {
     if (signal.aborted) throw signal.reason;
@@ -326,8 +327,8 @@ async function prepare(
           const fetched = await storage.fetch(key, mediaDir, signal);
           let copy = fetched.path;
           let hash = fetched.hash;
-          if (storage.name === "local") {
-            // The original, in place: copy it and hash the copy.
+          if (fetched.residence === "original") {
+            // The stored file itself: copy it and hash the copy.
             copy = path.join(mediaDir, "sources", `${randomUUID()}${path.extname(key)}`);
             hash = await copyHashing(fetched.path, copy, signal);
           }

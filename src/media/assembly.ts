@@ -63,9 +63,17 @@ export interface CacheProfile {
   pixFmt: "yuv420p";
 }
 
-/** Whether the plan can be assembled from cache entries (x264 only; other codecs use segments). */
+/**
+ * The one place that says which codecs the clip cache serves: x264 only (entries and re-encoded
+ * pieces must share SPS/PPS to join by stream copy); other codecs encode every piece from the source.
+ */
+export function cacheSupportsCodec(codec: VideoEncoding["codec"]): boolean {
+  return codec === "libx264";
+}
+
+/** Whether the plan can be assembled from cache entries. */
 export function cacheSupported(plan: Pick<RenderPlan, "video">): boolean {
-  return plan.video.codec === "libx264";
+  return cacheSupportsCodec(plan.video.codec);
 }
 
 export function cacheProfile(plan: RenderPlan, gop = CACHE_GOP): CacheProfile {

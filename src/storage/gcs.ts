@@ -263,7 +263,11 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
         signal,
       );
       await rename(partial, destination);
-      const fetched: FetchedFile = { path: destination, bytes: (await stat(destination)).size };
+      const fetched: FetchedFile = {
+        path: destination,
+        bytes: (await stat(destination)).size,
+        residence: "copy",
+      };
       if (pinnedHash !== undefined) fetched.hash = pinnedHash;
       return fetched;
     },

@@ -102,7 +102,7 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
     if (!info.isFile()) {
       throw new JobError(`Media file is not a regular file: ${key}`, { code: "STORAGE_ERROR" });
     }
-    return { path: real, bytes: info.size };
+    return { path: real, bytes: info.size, residence: "original" };
   };
 
   return {

@@ -12,6 +12,11 @@ export interface FetchedFile {
   path: string;
   bytes: number;
   /**
+   * `copy`: a temporary file in `dir` that the caller owns (remove it when done); `original`: the
+   * stored file itself, in place (never write to or remove it; it may change after the call).
+   */
+  residence: "copy" | "original";
+  /**
    * GCS: the `describe` hash of exactly the generation downloaded. Absent in local mode, where the
    * file is the original (it may change after the call: copy it to pin its bytes).
    */
