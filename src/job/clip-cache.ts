@@ -49,6 +49,12 @@ export interface CachedInputs {
   entries: ReadonlyMap<string, CacheEntry>;
   audio: string;
   stats: CacheStats;
+  /**
+   * Read-only lookups (`--dry-run`): the FFmpeg arguments of the entries a real run would build now
+   * (their frame counts in `entries` are estimated from the probe). Empty after a real run, which
+   * builds them while preparing.
+   */
+  builds: string[][];
 }
 
 export interface CacheStats {
@@ -252,6 +258,8 @@ export interface PrepareCachedOptions {
   gop?: number;
   /** Entries built at once, one single-threaded FFmpeg each (default 2; the job passes its granted CPUs). */
   buildConcurrency?: number;
+  /** `--dry-run`: look entries up, build and publish nothing (`CachedInputs.builds` says what a run would build). */
+  readOnly?: boolean;
 }
 
 /**
@@ -366,7 +374,7 @@ async function prepare(
           }
           const info = await probeMedia(await source(key), key, probeOptions);
           infos.set(key, info);
-          if (!info.hasVideo) return;
+          if (!info.hasVideo || options.readOnly === true) return;
           const file = path.join(metaDir, `${randomUUID()}.json`);
           await mkdir(metaDir, { recursive: true });
           await writeFile(file, JSON.stringify(info));
@@ -434,6 +442,31 @@ async function prepare(
       ),
     ),
   );
+
+  if (options.readOnly === true) {
+    const builds = await Promise.all(
+      missing.map(async (key) => {
+        const hash = hashOf(key);
+        const info = infos.get(key)!;
+        const file = path.join(entryDir, `${hash}.mp4`);
+        const { args } = entryBuildArgs(
+          {
+            file: await track(source(key)),
+            demuxer: plan.sources[key]!.demuxer,
+            fit: plan.sources[key]!.fit,
+            duration: info.duration,
+          },
+          plan,
+          file,
+          gop,
+        );
+        entries.set(key, { file, frames: Math.max(1, Math.round(info.duration * plan.fps)) });
+        return args;
+      }),
+    );
+    await Promise.all(clipKeys.map((key) => dropSource(key).catch(() => {})));
+    return { plan, entries, audio: song, stats, builds };
+  }
 
   // Build what is missing, one per granted CPU.
   const builds = pLimit(Math.max(1, options.buildConcurrency ?? BUILD_CONCURRENCY));
@@ -512,5 +545,5 @@ async function prepare(
   await Promise.all(clipKeys.map((key) => dropSource(key).catch(() => {})));
 
   logger.info({ ...stats, profile: profileDir, clips: clipKeys.length }, "Clip cache ready");
-  return { plan, entries, audio: song, stats };
+  return { plan, entries, audio: song, stats, builds: [] };
 }

@@ -11,10 +11,8 @@ import type { Blueprint } from "../blueprint/types.js";
 import { type Config, type ConfigIssue, parseConfig } from "../config.js";
 import { coerceError, errorLogFields } from "../errors.js";
 import type { Logger } from "../log.js";
-import { planCommands } from "../media/commands.js";
 import { createStorage } from "../storage/index.js";
-import { clipCacheApplies } from "./clip-cache.js";
-import { prepareInputs } from "./inputs.js";
+import { preparedCommands, prepareRender } from "./prepare.js";
 import { reservedOutputProblem } from "./reserved.js";
 
 export interface Problem {
@@ -46,7 +44,10 @@ export interface DryRunReport extends CheckReport {
     /** FFmpeg runs at once: the CPUs granted to the job. */
     concurrency: number;
   } | null;
-  /** Each FFmpeg run of the uncached path: the binary, then its arguments. */
+  /**
+   * Each FFmpeg run a real run would execute given the cache state read now (entries to build, then
+   * the pieces and the song, then the join): the binary, then its arguments.
+   */
   commands: string[][];
   /** Why the plan could not be made (a missing clip, unreadable media…); null otherwise. */
   error: { code: string; message: string; retryable: boolean } | null;
@@ -163,18 +164,16 @@ export async function dryRun(
   const workDir = await mkdtemp(path.join(os.tmpdir(), "video-job-dry-"));
   const storage = createStorage(config, options.logger);
   try {
-    const inputs = await prepareInputs(blueprint, storage, workDir, {
+    // The planner a run uses, reading the clip cache without building or publishing anything.
+    const prepared = await prepareRender(blueprint, storage, workDir, {
       config,
       logger: options.logger,
       signal: options.signal,
+      concurrency: options.concurrency,
+      readOnly: true,
     });
-    const { plan } = inputs;
-    const commands = planCommands(plan, {
-      inputs: inputs.clips,
-      audio: inputs.audio,
-      workDir: path.join(workDir, "render"),
-      output: path.join(workDir, `output.${blueprint.output_config.output_format}`),
-    });
+    const { plan } = prepared;
+    const commands = preparedCommands(prepared);
     return {
       report: {
         ...empty,
@@ -185,7 +184,7 @@ export async function dryRun(
           total_frames: plan.totalFrames,
           duration: plan.duration,
           warnings: plan.warnings,
-          clip_cache: clipCacheApplies(config, blueprint),
+          clip_cache: prepared.clipCache,
           concurrency: options.concurrency,
         },
         commands: commands.map((args) => [config.ffmpegPath, ...args]),
@@ -216,8 +215,8 @@ export function formatDryRun(report: DryRunReport, checked: Checked): string {
     ...plan.warnings.map((warning) => `warning: ${warning}`),
     ...(plan.clip_cache
       ? [
-          `Clip cache on (${checked.config?.clipCachePrefix}): a run stream-copies move bodies from cached normalised` +
-            " clips and re-encodes only transition windows, cut-ins and holds; the commands below are the uncached path.",
+          `Clip cache on (${checked.config?.clipCachePrefix}): move bodies are stream-copied from cached normalised` +
+            " clips and only transition windows, cut-ins and holds are re-encoded; the commands below are what a run executes given the cache as it is now.",
         ]
       : []),
     `FFmpeg runs at once: ${plan.concurrency}`,

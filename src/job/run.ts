@@ -27,8 +27,7 @@ import {
   type TaskResult,
   type TaskStore,
 } from "../tasks/store.js";
-import { clipCacheApplies, prepareCachedInputs } from "./clip-cache.js";
-import { prepareInputs } from "./inputs.js";
+import { prepareRender } from "./prepare.js";
 import type { ProgressReporter } from "./progress-bar.js";
 import { reservedOutputProblem } from "./reserved.js";
 import { progressWithin, STAGE_PROGRESS } from "./stages.js";
@@ -227,62 +226,17 @@ export async function runJob(input: JobInput): Promise<JobOutcome> {
     throwIfAborted();
 
     await enterStage("fetching", "Fetching media");
-    const outputFile = path.join(workDir, `output.${blueprint.output_config.output_format}`);
-    const renderDir = path.join(workDir, "render");
-    let plan: RenderPlan;
-    let steps: RenderSteps;
-    if (clipCacheApplies(config, blueprint)) {
-      // Clip cache (docs/decisions/clip-cache.md): bodies stream-copied from normalised entries.
-      const cached = await prepareCachedInputs(blueprint, store, workDir, {
-        config,
-        logger,
-        signal,
-        buildConcurrency: concurrency,
-        onProgress: (p) => {
-          const message =
-            p.phase === "lookup"
-              ? `Checked ${p.done} of ${p.total} cached clips`
-              : `Normalised ${p.done} of ${p.total} clips for the cache`;
-          reporter?.update(p.done / p.total, `${p.phase} ${p.done}/${p.total}`);
-          void tasks?.progress(taskId, {
-            progress: progressWithin(
-              "fetching",
-              p.phase === "lookup" ? (0.2 * p.done) / p.total : 0.2 + (0.8 * p.done) / p.total,
-            ),
-            stage: "fetching",
-            message,
-          });
-        },
-      });
-      plan = cached.plan;
-      steps = planAssemblySteps(plan, planAssembly(plan, cached.entries), {
-        entries: cached.entries,
-        audio: cached.audio,
-        workDir: renderDir,
-        output: outputFile,
-      });
-    } else {
-      const prepared = await prepareInputs(blueprint, store, workDir, {
-        config,
-        logger,
-        signal,
-        onFetchProgress: (p) => {
-          reporter?.update(p.files / p.totalFiles, `${p.files}/${p.totalFiles} files`);
-          void tasks?.progress(taskId, {
-            progress: progressWithin("fetching", (0.8 * p.files) / p.totalFiles),
-            stage: "fetching",
-            message: `Fetched ${p.files} of ${p.totalFiles} files`,
-          });
-        },
-      });
-      plan = prepared.plan;
-      steps = planSteps(plan, {
-        inputs: prepared.clips,
-        audio: prepared.audio,
-        workDir: renderDir,
-        output: outputFile,
-      });
-    }
+    const prepared = await prepareRender(blueprint, store, workDir, {
+      config,
+      logger,
+      signal,
+      concurrency,
+      onProgress: (p) => {
+        reporter?.update(p.fraction, p.detail);
+        void tasks?.progress(taskId, { progress: p.progress, stage: "fetching", message: p.message });
+      },
+    });
+    const { plan, steps, output: outputFile, renderDir } = prepared;
     for (const warning of plan.warnings) logger.warn({ warning }, warning);
     throwIfAborted();
 

@@ -438,6 +438,42 @@ describe("threads from the CPUs granted", () => {
   });
 });
 
+describe("--dry-run prints what a run executes", () => {
+  /** A command with the job's temp directories (`video-job-…`, `video-job-dry-…`) replaced by `<work>`. */
+  const normalise = (args: string[]) =>
+    args.map((arg) => arg.replace(/[^'\s]*\/video-job-(dry-)?[A-Za-z0-9]+/g, "<work>")).join(" ");
+  const rendered = (logs: Array<Record<string, unknown>>) =>
+    logs
+      .filter((line) => Array.isArray(line["args"]) && line["ffmpeg"] !== undefined)
+      .filter((line) => !String(line["message"]).includes("decoding the rendered video"))
+      .map((line) => normalise(line["args"] as string[]))
+      .sort();
+
+  for (const cache of ["on", "off"] as const) {
+    it(`after a warm run, the dry run's commands are the commands the next run logs (CLIP_CACHE=${cache})`, async () => {
+      const env = { TASK_ID, BLUEPRINT_JSON: JSON.stringify(SIMPLE), LOG_LEVEL: "DEBUG", CLIP_CACHE: cache };
+      expect((await run(env)).code).toBe(0); // warms the cache
+      await pool.query("update choreography_tasks set status = 'pending', result = null where task_id = $1", [
+        TASK_ID,
+      ]);
+      const dry = await run({ ...env, LOG_LEVEL: "INFO" }, { args: ["--dry-run", "--json"] });
+      expect(dry.code).toBe(0);
+      const report = JSON.parse(dry.stdout) as { commands: string[][]; plan: { clip_cache: boolean } };
+      expect(report.plan.clip_cache).toBe(cache === "on");
+      const real = await run(env);
+      expect(real.code).toBe(0);
+      const executed = rendered(real.logs);
+      expect(executed.length).toBeGreaterThan(3);
+      expect(report.commands.map((command) => normalise(command.slice(1))).sort()).toEqual(executed);
+      if (cache === "on") {
+        // Warm: move bodies are stream-copied out of the entries, nothing is normalised again.
+        expect(executed.some((command) => command.includes(".clip-cache"))).toBe(true);
+        expect(real.logs.some((line) => String(line["message"]).startsWith("FFmpeg: normalising"))).toBe(false);
+      }
+    });
+  }
+});
+
 describe("embedded PostgreSQL (no database configured, not on Cloud Run)", () => {
   it("creates the table and the row, and completes the task", async () => {
     const localRoot = mkdtempSync(path.join(os.tmpdir(), "e2e-embedded-"));
