@@ -468,7 +468,9 @@ describe("--dry-run prints what a run executes", () => {
       if (cache === "on") {
         // Warm: move bodies are stream-copied out of the entries, nothing is normalised again.
         expect(executed.some((command) => command.includes(".clip-cache"))).toBe(true);
-        expect(real.logs.some((line) => String(line["message"]).startsWith("FFmpeg: normalising"))).toBe(false);
+        expect(real.logs.some((line) => String(line["message"]).startsWith("FFmpeg: normalising"))).toBe(
+          false,
+        );
       }
     });
   }
