@@ -19,29 +19,17 @@
  * path's choice. Frame counts and move starts are exactly those of the plan (SPEC §3.3).
  */
 import { createHash } from "node:crypto";
-import {
-  audioStep,
-  COMMON,
-  finalStep,
-  joinPath,
-  pieceArgs,
-  pieceLabel,
-  pieceName,
-  type RenderStep,
-  type RenderSteps,
-  slowness,
-  watchdogMs,
-} from "./commands.js";
+import { JobError } from "../errors.js";
+import { COMMON, slowness, watchdogMs } from "./commands.js";
 import { type Demuxer, pinnedInput } from "./containers.js";
 import {
   normaliseChain,
   rateString,
   type SourceFit,
-  secs,
   type VideoEncoding,
   videoEncoderArgs,
 } from "./filters.js";
-import { frameAt, type Piece, type RenderPlan, type SourcePlan, type SourceSpan } from "./plan.js";
+import { frameAt, type Piece, type RenderPlan, type SourceSpan } from "./plan.js";
 
 /** Bumped whenever the entry's content or encoding changes: old entries then simply miss. */
 export const CACHE_ENGINE_VERSION = 1;
@@ -77,7 +65,9 @@ export function cacheSupported(plan: Pick<RenderPlan, "video">): boolean {
 }
 
 export function cacheProfile(plan: RenderPlan, gop = CACHE_GOP): CacheProfile {
-  if (!cacheSupported(plan)) throw new Error(`No clip cache for ${plan.video.codec}`);
+  if (!cacheSupported(plan)) {
+    throw new JobError(`No clip cache for ${plan.video.codec}`, { code: "INTERNAL" });
+  }
   return {
     engine: CACHE_ENGINE_VERSION,
     width: plan.width,
@@ -200,7 +190,9 @@ export function planAssembly(
   const fps = plan.fps;
   const entryOf = (key: string): EntryFrames => {
     const entry = entries.get(key);
-    if (entry === undefined || !(entry.frames > 0)) throw new Error(`No cache entry for ${key}`);
+    if (entry === undefined || !(entry.frames > 0)) {
+      throw new JobError(`No cache entry for ${key}`, { code: "INTERNAL" });
+    }
     return entry;
   };
   const items: AssemblyItem[] = [];
@@ -262,101 +254,4 @@ export function planAssembly(
     if (held > 0) items.push(body(piece.startFrame + (copyEnd - j0), copyEnd, held, "hold"));
   }
   return items;
-}
-
-/** The plan as seen from the entries: every source is already at the output's size and rate. */
-export function entryPlan(plan: RenderPlan, entries: ReadonlyMap<string, EntryFrames>): RenderPlan {
-  const fit: SourceFit = { width: plan.width, height: plan.height, x: 0, y: 0 };
-  const sources: Record<string, SourcePlan> = {};
-  for (const [key, entry] of entries) {
-    sources[key] = {
-      demuxer: "mov",
-      duration: entry.frames / plan.fps,
-      fit,
-      fps: plan.fps,
-      variableFrameRate: false,
-    };
-  }
-  return { ...plan, sources };
-}
-
-/** Exact integer microseconds of frame `frame` (rounded up or down) at rate `rate` ("num/den"). */
-function frameMicros(frame: number, rate: string, round: "up" | "down"): number {
-  const [num, den] = rate.split("/").map(Number) as [number, number];
-  const exact = (frame * den * 1_000_000) / num;
-  return round === "up" ? Math.ceil(exact) : Math.floor(exact);
-}
-
-/** Quotes a path for an ffconcat `file` line. */
-export function concatQuote(file: string): string {
-  return `'${file.replaceAll("'", "'\\''")}'`;
-}
-
-export interface AssemblyFiles {
-  /** Storage key → the entry's local file and frame count. */
-  entries: ReadonlyMap<string, EntryFrames & { file: string }>;
-  audio: string;
-  workDir: string;
-  output: string;
-}
-
-/**
- * The FFmpeg runs of an assembly: re-encoded pieces (from entries) and the song, then one
- * stream-copy join whose concat list points straight into the entries for the copied ranges
- * (`inpoint` at the keyframe, rounded up to the microsecond so the demuxer's seek lands on it;
- * `outpoint` rounded down, so the first frame past the range is dropped and none before it).
- */
-export function planAssemblySteps(
-  plan: RenderPlan,
-  items: AssemblyItem[],
-  files: AssemblyFiles,
-): RenderSteps {
-  const entryFile = (key: string): string => {
-    const entry = files.entries.get(key);
-    if (entry === undefined) throw new Error(`No cache entry file for ${key}`);
-    return entry.file;
-  };
-  const fromEntries = entryPlan(plan, files.entries);
-  const inputs = new Map([...files.entries].map(([key, entry]) => [key, entry.file]));
-  const pixels = plan.width * plan.height;
-  const factor = slowness(plan.video);
-  const encoding = { encoderArgs: cacheEncoderArgs(plan.video), muxer: "mp4" };
-  const rate = rateString(plan.fps);
-  const pieces: RenderStep[] = [];
-  const lines: string[] = [];
-  const outputs: string[] = [];
-  items.forEach((item, i) => {
-    if (item.kind === "copy") {
-      lines.push(
-        `file ${concatQuote(entryFile(item.key))}`,
-        `inpoint ${secs(frameMicros(item.fromFrame, rate, "up") / 1e6)}`,
-        `outpoint ${secs(frameMicros(item.toFrame, rate, "down") / 1e6)}`,
-      );
-      return;
-    }
-    const name = pieceName(i, "mp4");
-    const output = joinPath(files.workDir, name);
-    const { args, seek } = pieceArgs(item.piece, fromEntries, { inputs }, output, encoding);
-    const role = item.role === "cut-in" || item.role === "hold" ? ` (${item.role})` : "";
-    pieces.push({
-      id: `piece-${i}`,
-      kind: "piece",
-      label: `${pieceLabel(item.piece, plan)}${role}`,
-      args,
-      frames: item.frames,
-      timeoutMs: watchdogMs(item.frames / plan.fps + seek * 0.25, pixels, factor),
-    });
-    lines.push(`file '${name}'`);
-    outputs.push(output);
-  });
-  const audio = audioStep(plan, files);
-  pieces.push(audio.step);
-  outputs.push(audio.file);
-  const concatFile = joinPath(files.workDir, "pieces.txt");
-  return {
-    pieces,
-    concatList: { file: concatFile, content: `ffconcat version 1.0\n${lines.join("\n")}\n` },
-    final: finalStep(plan, files, concatFile, audio.file, true),
-    outputs,
-  };
 }

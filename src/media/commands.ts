@@ -380,36 +380,3 @@ export function finalStep(
   };
   return final;
 }
-
-/** Every FFmpeg run of the render, with the files it reads and writes. */
-export function planSteps(plan: RenderPlan, files: RenderFiles): RenderSteps {
-  const pixels = plan.width * plan.height;
-  const factor = slowness(plan.video);
-  const names = plan.pieces.map((_, i) => pieceName(i, plan.format));
-  const pieces: RenderStep[] = plan.pieces.map((piece, i) => {
-    const { args, seek } = pieceArgs(piece, plan, files, joinPath(files.workDir, names[i]!));
-    return {
-      id: `piece-${i}`,
-      kind: "piece",
-      label: pieceLabel(piece, plan),
-      args,
-      frames: piece.frames,
-      timeoutMs: watchdogMs(piece.frames / plan.fps + seek * 0.25, pixels, factor),
-    };
-  });
-
-  const audio = audioStep(plan, files);
-  pieces.push(audio.step);
-  const concatFile = joinPath(files.workDir, "pieces.txt");
-  const content = `ffconcat version 1.0\n${names.map((name) => `file '${name}'`).join("\n")}\n`;
-  const final = finalStep(plan, files, concatFile, audio.file);
-  const audioFile = audio.file;
-  const outputs = [...names.map((name) => joinPath(files.workDir, name)), audioFile];
-  return { pieces, concatList: { file: concatFile, content }, final, outputs };
-}
-
-/** The exact FFmpeg argument lists (without the binary) the render runs, in a valid order. */
-export function planCommands(plan: RenderPlan, files: RenderFiles): string[][] {
-  const steps = planSteps(plan, files);
-  return [...steps.pieces.map((step) => step.args), steps.final.args];
-}

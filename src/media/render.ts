@@ -5,9 +5,10 @@
 import { mkdir, rm, stat, writeFile } from "node:fs/promises";
 import pLimit from "p-limit";
 import type { Logger } from "../log.js";
-import { planSteps, type RenderFiles, type RenderStep, type RenderSteps } from "./commands.js";
+import type { RenderFiles, RenderStep, RenderSteps } from "./commands.js";
 import { runFfmpeg } from "./ffmpeg.js";
 import type { RenderPlan } from "./plan.js";
+import { planSteps } from "./steps.js";
 
 export interface RenderProgress {
   /** 0–100. */
@@ -34,7 +35,7 @@ export function renderVideo(plan: RenderPlan, options: RenderOptions): Promise<{
 }
 
 /**
- * Runs prepared steps (today's segments from `planSteps`, or a clip-cache assembly): the pieces and
+ * Runs prepared steps (`steps.ts`: pieces encoded from sources, or a clip-cache assembly): the pieces and
  * the song with bounded concurrency, then the final join; removes the intermediate files.
  */
 export async function renderSteps(

@@ -4,12 +4,11 @@ import {
   type AssemblyItem,
   cacheEncoderArgs,
   cacheProfile,
-  concatQuote,
   planAssembly,
-  planAssemblySteps,
   profileId,
 } from "../../src/media/assembly.js";
 import { planRender } from "../../src/media/plan.js";
+import { concatQuote, planAssemblySteps } from "../../src/media/steps.js";
 import { fakeInfo, type MoveInput, makeBlueprint } from "./helpers.js";
 
 const song = fakeInfo({ hasVideo: false, hasAudio: true, duration: 60 });

@@ -5,10 +5,10 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { TRANSITION_TYPES, type TransitionType } from "../../src/blueprint/types.js";
 import { JobError } from "../../src/errors.js";
-import { planCommands, planSteps } from "../../src/media/commands.js";
 import { fitInto, rateString, secs, spanFilter } from "../../src/media/filters.js";
 import type { MediaInfo } from "../../src/media/media-info.js";
 import { type BodyPiece, frameAt, planRender, type TransitionPiece } from "../../src/media/plan.js";
+import { planCommands, planSteps } from "../../src/media/steps.js";
 import { fakeInfo, type MoveInput, makeBlueprint } from "./helpers.js";
 
 const song = fakeInfo({ hasVideo: false, hasAudio: true, duration: 600, width: 0, height: 0 });
