@@ -16,8 +16,8 @@ import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import pLimit from "p-limit";
 import type { Blueprint } from "../blueprint/types.js";
+import { forEachBounded } from "../concurrency.js";
 import type { Config } from "../config.js";
 import { isJobError, JobError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -272,24 +272,12 @@ export async function prepareCachedInputs(
   workDir: string,
   options: PrepareCachedOptions,
 ): Promise<CachedInputs> {
-  const inner = new AbortController();
-  const forward = () => inner.abort(options.signal.reason);
   if (options.signal.aborted) throw options.signal.reason;
-  options.signal.addEventListener("abort", forward, { once: true });
-  const pending = new Set<Promise<unknown>>();
-  const track = <T>(promise: Promise<T>): Promise<T> => {
-    pending.add(promise);
-    promise.catch(() => {});
-    return promise;
-  };
   try {
-    return await prepare(blueprint, storage, workDir, { ...options, signal: inner.signal }, track);
+    // Each phase runs under `forEachBounded`: it stops at its first failure and awaits the rest.
+    return await prepare(blueprint, storage, workDir, options);
   } catch (error) {
-    inner.abort(error);
-    await Promise.allSettled([...pending]);
     throw options.signal.aborted ? options.signal.reason : error;
-  } finally {
-    options.signal.removeEventListener("abort", forward);
   }
 }
 
@@ -298,7 +286,6 @@ async function prepare(
   storage: Storage,
   workDir: string,
   options: PrepareCachedOptions,
-  track: <T>(promise: Promise<T>) => Promise<T>,
 ): Promise<CachedInputs> {
   const { config, signal } = options;
   const logger = options.logger.child({ component: "clip-cache" });
@@ -310,15 +297,16 @@ async function prepare(
   const entryDir = path.join(workDir, "cache");
   await mkdir(entryDir, { recursive: true });
   const clipKeys = [...new Set(blueprint.moves.map((move) => move.video_path))];
-  const limit = pLimit(Math.max(1, config.fetchConcurrency));
+  const fetchConcurrency = Math.max(1, config.fetchConcurrency);
   const stats: CacheStats = { hits: 0, built: 0, rejected: 0, sourcesFetched: 0 };
 
   // The clips are only described (content hash from metadata or the local file), not fetched.
   const hashes = new Map(
-    await Promise.all(
-      clipKeys.map((key) =>
-        track(limit(async () => [key, (await storage.describe(key, signal)).hash] as const)),
-      ),
+    await forEachBounded(
+      clipKeys,
+      fetchConcurrency,
+      signal,
+      async (key, stop) => [key, (await storage.describe(key, stop)).hash] as const,
     ),
   );
   const hashOf = (key: string) => hashes.get(key)!;
@@ -327,30 +315,30 @@ async function prepare(
   // ones the cache key names: a source replaced after it was described (another job's output, an
   // overwrite in the bucket) is detected, never normalised under the old hash.
   const sources = new Map<string, Promise<string>>();
-  const source = (key: string): Promise<string> => {
+  const source = (key: string, signal: AbortSignal): Promise<string> => {
     let file = sources.get(key);
     if (file === undefined) {
-      file = track(
-        (async () => {
-          const fetched = await storage.fetch(key, mediaDir, signal);
-          let copy = fetched.path;
-          let hash = fetched.hash;
-          if (fetched.residence === "original") {
-            // The stored file itself: copy it and hash the copy.
-            copy = path.join(mediaDir, "sources", `${randomUUID()}${path.extname(key)}`);
-            hash = await copyHashing(fetched.path, copy, signal);
-          }
-          stats.sourcesFetched += 1;
-          if (hash !== hashOf(key)) {
-            await rm(copy, { force: true });
-            throw new JobError(
-              `Clip ${key} changed while the job was reading it (its content no longer matches what was checked); run the job again`,
-              { code: "STORAGE_ERROR", retryable: true },
-            );
-          }
-          return copy;
-        })(),
-      );
+      file = (async () => {
+        const fetched = await storage.fetch(key, mediaDir, signal);
+        let copy = fetched.path;
+        let hash = fetched.hash;
+        if (fetched.residence === "original") {
+          // The stored file itself: copy it and hash the copy.
+          copy = path.join(mediaDir, "sources", `${randomUUID()}${path.extname(key)}`);
+          hash = await copyHashing(fetched.path, copy, signal);
+        }
+        stats.sourcesFetched += 1;
+        if (hash !== hashOf(key)) {
+          await rm(copy, { force: true });
+          throw new JobError(
+            `Clip ${key} changed while the job was reading it (its content no longer matches what was checked); run the job again`,
+            { code: "STORAGE_ERROR", retryable: true },
+          );
+        }
+        return copy;
+      })();
+      // Awaited by the task that asked for it; a later phase may reuse it.
+      file.catch(() => {});
       sources.set(key, file);
     }
     return file;
@@ -362,28 +350,23 @@ async function prepare(
   };
 
   const infos = new Map<string, MediaInfo>();
-  await Promise.all(
-    clipKeys.map((key) =>
-      track(
-        limit(async () => {
-          const probeKey = cacheKey(prefix, "sources", `${hashOf(key)}.json`);
-          const cached = validInfo(await readJson(storage, probeKey, metaDir, logger, signal));
-          if (cached !== undefined) {
-            infos.set(key, cached);
-            return;
-          }
-          const info = await probeMedia(await source(key), key, probeOptions);
-          infos.set(key, info);
-          if (!info.hasVideo || options.readOnly === true) return;
-          const file = path.join(metaDir, `${randomUUID()}.json`);
-          await mkdir(metaDir, { recursive: true });
-          await writeFile(file, JSON.stringify(info));
-          await publish(storage, file, probeKey, "application/json", logger);
-          await rm(file, { force: true });
-        }),
-      ),
-    ),
-  );
+  await forEachBounded(clipKeys, fetchConcurrency, signal, async (key, signal) => {
+    const probeOptions = { ffprobePath: config.ffprobePath, signal };
+    const probeKey = cacheKey(prefix, "sources", `${hashOf(key)}.json`);
+    const cached = validInfo(await readJson(storage, probeKey, metaDir, logger, signal));
+    if (cached !== undefined) {
+      infos.set(key, cached);
+      return;
+    }
+    const info = await probeMedia(await source(key, signal), key, probeOptions);
+    infos.set(key, info);
+    if (!info.hasVideo || options.readOnly === true) return;
+    const file = path.join(metaDir, `${randomUUID()}.json`);
+    await mkdir(metaDir, { recursive: true });
+    await writeFile(file, JSON.stringify(info));
+    await publish(storage, file, probeKey, "application/json", logger);
+    await rm(file, { force: true });
+  });
   const song = (
     await fetchMedia(storage, [blueprint.audio_path], mediaDir, { concurrency: 1, signal, logger })
   ).get(blueprint.audio_path)!.path;
@@ -396,151 +379,137 @@ async function prepare(
   const entries = new Map<string, CacheEntry>();
   const missing: string[] = [];
   let looked = 0;
-  await Promise.all(
-    clipKeys.map((key) =>
-      track(
-        limit(async () => {
-          const hash = hashOf(key);
-          const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
-          const metaKey = cacheKey(prefix, profileDir, `${hash}.json`);
-          const rawMeta = await readJson(storage, metaKey, metaDir, logger, signal);
-          const reject = (reason: string) => {
-            stats.rejected += 1;
-            logger.warn(
-              { key, entry: entryKey, reason },
-              `Clip cache: rejected the entry for ${key} (${reason}); rebuilding it`,
-            );
-            missing.push(key);
-          };
-          try {
-            if (rawMeta === undefined) {
-              missing.push(key);
-              return;
-            }
-            const meta = validMeta(rawMeta, profile, hash);
-            if (meta === undefined) return reject("sidecar does not match");
-            let fetched: { path: string; bytes: number };
-            try {
-              fetched = await storage.fetch(entryKey, entryDir, signal);
-            } catch (error) {
-              if (signal.aborted) throw signal.reason;
-              return reject(isJobError(error) ? error.message : "entry unreadable");
-            }
-            if (fetched.bytes !== meta.bytes) return reject(`size ${fetched.bytes}, expected ${meta.bytes}`);
-            if ((await sha256File(fetched.path, signal)) !== meta.sha256) return reject("checksum mismatch");
-            const probed = await probeEntry(fetched.path, profile, probeOptions);
-            if ("reason" in probed) return reject(probed.reason);
-            if (probed.frames !== meta.frames)
-              return reject(`${probed.frames} frames, expected ${meta.frames}`);
-            entries.set(key, { file: fetched.path, frames: probed.frames });
-            stats.hits += 1;
-          } finally {
-            looked += 1;
-            options.onProgress?.({ phase: "lookup", done: looked, total: clipKeys.length });
-          }
-        }),
-      ),
-    ),
-  );
+  await forEachBounded(clipKeys, fetchConcurrency, signal, async (key, signal) => {
+    const probeOptions = { ffprobePath: config.ffprobePath, signal };
+    const hash = hashOf(key);
+    const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
+    const metaKey = cacheKey(prefix, profileDir, `${hash}.json`);
+    const rawMeta = await readJson(storage, metaKey, metaDir, logger, signal);
+    const reject = (reason: string) => {
+      stats.rejected += 1;
+      logger.warn(
+        { key, entry: entryKey, reason },
+        `Clip cache: rejected the entry for ${key} (${reason}); rebuilding it`,
+      );
+      missing.push(key);
+    };
+    try {
+      if (rawMeta === undefined) {
+        missing.push(key);
+        return;
+      }
+      const meta = validMeta(rawMeta, profile, hash);
+      if (meta === undefined) return reject("sidecar does not match");
+      let fetched: { path: string; bytes: number };
+      try {
+        fetched = await storage.fetch(entryKey, entryDir, signal);
+      } catch (error) {
+        if (signal.aborted) throw signal.reason;
+        return reject(isJobError(error) ? error.message : "entry unreadable");
+      }
+      if (fetched.bytes !== meta.bytes) return reject(`size ${fetched.bytes}, expected ${meta.bytes}`);
+      if ((await sha256File(fetched.path, signal)) !== meta.sha256) return reject("checksum mismatch");
+      const probed = await probeEntry(fetched.path, profile, probeOptions);
+      if ("reason" in probed) return reject(probed.reason);
+      if (probed.frames !== meta.frames) return reject(`${probed.frames} frames, expected ${meta.frames}`);
+      entries.set(key, { file: fetched.path, frames: probed.frames });
+      stats.hits += 1;
+    } finally {
+      looked += 1;
+      options.onProgress?.({ phase: "lookup", done: looked, total: clipKeys.length });
+    }
+  });
 
   if (options.readOnly === true) {
-    const builds = await Promise.all(
-      missing.map(async (key) => {
-        const hash = hashOf(key);
-        const info = infos.get(key)!;
-        const file = path.join(entryDir, `${hash}.mp4`);
-        const { args } = entryBuildArgs(
-          {
-            file: await track(source(key)),
-            demuxer: plan.sources[key]!.demuxer,
-            fit: plan.sources[key]!.fit,
-            duration: info.duration,
-          },
-          plan,
-          file,
-          gop,
-        );
-        entries.set(key, { file, frames: Math.max(1, Math.round(info.duration * plan.fps)) });
-        return args;
-      }),
-    );
+    const builds = await forEachBounded(missing, fetchConcurrency, signal, async (key, signal) => {
+      const hash = hashOf(key);
+      const info = infos.get(key)!;
+      const file = path.join(entryDir, `${hash}.mp4`);
+      const { args } = entryBuildArgs(
+        {
+          file: await source(key, signal),
+          demuxer: plan.sources[key]!.demuxer,
+          fit: plan.sources[key]!.fit,
+          duration: info.duration,
+        },
+        plan,
+        file,
+        gop,
+      );
+      entries.set(key, { file, frames: Math.max(1, Math.round(info.duration * plan.fps)) });
+      return args;
+    });
     await Promise.all(clipKeys.map((key) => dropSource(key).catch(() => {})));
     return { plan, entries, audio: song, stats, builds };
   }
 
   // Build what is missing, one per granted CPU.
-  const builds = pLimit(Math.max(1, options.buildConcurrency ?? BUILD_CONCURRENCY));
+  const buildConcurrency = Math.max(1, options.buildConcurrency ?? BUILD_CONCURRENCY);
   let built = 0;
-  await Promise.all(
-    missing.map((key) =>
-      track(
-        builds(async () => {
-          signal.throwIfAborted();
-          const hash = hashOf(key);
-          const info = infos.get(key)!;
-          const file = path.join(entryDir, `${hash}.${randomUUID().slice(0, 8)}.mp4`);
-          const { args, timeoutMs } = entryBuildArgs(
-            {
-              file: await source(key),
-              demuxer: plan.sources[key]!.demuxer,
-              fit: plan.sources[key]!.fit,
-              duration: info.duration,
-            },
-            plan,
-            file,
-            gop,
-          );
-          const started = performance.now();
-          await runFfmpeg(args, {
-            ffmpegPath: config.ffmpegPath,
-            timeoutMs,
-            signal,
-            logger,
-            label: `normalising ${key} for the clip cache`,
-            expectedSeconds: info.duration,
-          });
-          await dropSource(key);
-          const probed = await probeEntry(file, profile, probeOptions);
-          if ("reason" in probed) {
-            throw new JobError(`Normalising ${key} produced an unusable file (${probed.reason})`, {
-              code: "FFMPEG_FAILED",
-            });
-          }
-          const bytes = (await stat(file)).size;
-          const meta: EntryMeta = {
-            version: 1,
-            profile,
-            sourceHash: hash,
-            frames: probed.frames,
-            bytes,
-            sha256: await sha256File(file, signal),
-          };
-          const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
-          // Entry first, sidecar last: a reader never finds a sidecar without its entry.
-          if (await publish(storage, file, entryKey, "video/mp4", logger)) {
-            const metaFile = `${file}.json`;
-            await writeFile(metaFile, JSON.stringify(meta));
-            await publish(
-              storage,
-              metaFile,
-              cacheKey(prefix, profileDir, `${hash}.json`),
-              "application/json",
-              logger,
-            );
-            await rm(metaFile, { force: true });
-          }
-          entries.set(key, { file, frames: probed.frames });
-          stats.built += 1;
-          built += 1;
-          logger.info(
-            { key, frames: probed.frames, bytes, duration_ms: Math.round(performance.now() - started) },
-            `Clip cache: normalised ${key}`,
-          );
-          options.onProgress?.({ phase: "build", done: built, total: missing.length });
-        }),
-      ),
-    ),
-  );
+  await forEachBounded(missing, buildConcurrency, signal, async (key, signal) => {
+    const probeOptions = { ffprobePath: config.ffprobePath, signal };
+    const hash = hashOf(key);
+    const info = infos.get(key)!;
+    const file = path.join(entryDir, `${hash}.${randomUUID().slice(0, 8)}.mp4`);
+    const { args, timeoutMs } = entryBuildArgs(
+      {
+        file: await source(key, signal),
+        demuxer: plan.sources[key]!.demuxer,
+        fit: plan.sources[key]!.fit,
+        duration: info.duration,
+      },
+      plan,
+      file,
+      gop,
+    );
+    const started = performance.now();
+    await runFfmpeg(args, {
+      ffmpegPath: config.ffmpegPath,
+      timeoutMs,
+      signal,
+      logger,
+      label: `normalising ${key} for the clip cache`,
+      expectedSeconds: info.duration,
+    });
+    await dropSource(key);
+    const probed = await probeEntry(file, profile, probeOptions);
+    if ("reason" in probed) {
+      throw new JobError(`Normalising ${key} produced an unusable file (${probed.reason})`, {
+        code: "FFMPEG_FAILED",
+      });
+    }
+    const bytes = (await stat(file)).size;
+    const meta: EntryMeta = {
+      version: 1,
+      profile,
+      sourceHash: hash,
+      frames: probed.frames,
+      bytes,
+      sha256: await sha256File(file, signal),
+    };
+    const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
+    // Entry first, sidecar last: a reader never finds a sidecar without its entry.
+    if (await publish(storage, file, entryKey, "video/mp4", logger)) {
+      const metaFile = `${file}.json`;
+      await writeFile(metaFile, JSON.stringify(meta));
+      await publish(
+        storage,
+        metaFile,
+        cacheKey(prefix, profileDir, `${hash}.json`),
+        "application/json",
+        logger,
+      );
+      await rm(metaFile, { force: true });
+    }
+    entries.set(key, { file, frames: probed.frames });
+    stats.built += 1;
+    built += 1;
+    logger.info(
+      { key, frames: probed.frames, bytes, duration_ms: Math.round(performance.now() - started) },
+      `Clip cache: normalised ${key}`,
+    );
+    options.onProgress?.({ phase: "build", done: built, total: missing.length });
+  });
   // Sources fetched only for their probe are no longer needed either.
   await Promise.all(clipKeys.map((key) => dropSource(key).catch(() => {})));
 

@@ -3,7 +3,7 @@
  * final stream-copy join. Progress is frames done over the plan's frames, from each run's timemark.
  */
 import { mkdir, rm, stat, writeFile } from "node:fs/promises";
-import pLimit from "p-limit";
+import { forEachBounded } from "../concurrency.js";
 import type { Logger } from "../log.js";
 import type { RenderFiles, RenderStep, RenderSteps } from "./commands.js";
 import { runFfmpeg } from "./ffmpeg.js";
@@ -78,11 +78,11 @@ export async function renderSteps(
     report();
   };
 
-  const run = (step: RenderStep) =>
+  const run = (step: RenderStep, stop: AbortSignal) =>
     runFfmpeg(step.args, {
       ffmpegPath: options.ffmpegPath,
       timeoutMs: step.timeoutMs,
-      signal,
+      signal: stop,
       logger,
       label: step.label,
       expectedSeconds: step.frames / plan.fps,
@@ -100,31 +100,16 @@ export async function renderSteps(
     },
     "Rendering",
   );
-  const limit = pLimit(Math.max(1, options.concurrency ?? 2));
-  // A failed piece stops the queue: pieces not yet started are skipped, running ones finish or fail.
-  let failed = false;
   // The song is one long run (the whole timeline's audio): start it first so it overlaps the video pieces
-  // instead of running alone on one core at the end.
+  // instead of running alone on one core at the end. A failed piece stops the queue: pieces not yet
+  // started are skipped, running ones are stopped and awaited.
   const ordered = [
     ...steps.pieces.filter((s) => s.kind === "audio"),
     ...steps.pieces.filter((s) => s.kind !== "audio"),
   ];
-  const results = await Promise.allSettled(
-    ordered.map((step) =>
-      limit(async () => {
-        if (failed || signal.aborted) return;
-        try {
-          await run(step);
-        } catch (err) {
-          failed = true;
-          throw err;
-        }
-      }),
-    ),
+  await forEachBounded(ordered, Math.max(1, options.concurrency ?? 2), signal, (step, stop) =>
+    run(step, stop),
   );
-  if (signal.aborted) throw signal.reason;
-  const failure = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-  if (failure !== undefined) throw failure.reason;
 
   await writeFile(steps.concatList.file, steps.concatList.content);
   await rm(options.output, { force: true });

@@ -1,5 +1,5 @@
 import { mkdir } from "node:fs/promises";
-import pLimit from "p-limit";
+import { forEachBounded } from "../concurrency.js";
 import type { Logger } from "../log.js";
 import type { FetchedFile, Storage } from "./storage.js";
 
@@ -42,37 +42,15 @@ export async function fetchMedia(
   const started = performance.now();
   await mkdir(dir, { recursive: true });
 
-  const stop = new AbortController();
-  const forward = () => stop.abort(signal.reason);
-  signal.addEventListener("abort", forward, { once: true });
-  const limit = pLimit(options.concurrency);
   const files = new Map<string, FetchedFile>();
   let bytes = 0;
-  let firstError: unknown;
-
-  const fetchOne = async (key: string) => {
-    if (stop.signal.aborted) return;
-    try {
-      const file = await storage.fetch(key, dir, stop.signal);
-      files.set(key, file);
-      bytes += file.bytes;
-      logger.debug({ key, bytes: file.bytes }, `Fetched ${key}`);
-      onProgress?.({ files: files.size, totalFiles: distinct.length, bytes });
-    } catch (error) {
-      if (firstError === undefined && !stop.signal.aborted) {
-        firstError = error;
-        stop.abort(error);
-      }
-    }
-  };
-
-  try {
-    await Promise.all(distinct.map((key) => limit(() => fetchOne(key))));
-  } finally {
-    signal.removeEventListener("abort", forward);
-  }
-  if (signal.aborted) throw signal.reason;
-  if (firstError !== undefined) throw firstError;
+  await forEachBounded(distinct, options.concurrency, signal, async (key, stop) => {
+    const file = await storage.fetch(key, dir, stop);
+    files.set(key, file);
+    bytes += file.bytes;
+    logger.debug({ key, bytes: file.bytes }, `Fetched ${key}`);
+    onProgress?.({ files: files.size, totalFiles: distinct.length, bytes });
+  });
 
   logger.info(
     {
