@@ -6,7 +6,7 @@ import { readGrantedCpus } from "./cpus.js";
 import { coerceError, JobError } from "./errors.js";
 import { checkInputs, dryRun, formatCheck, formatDryRun } from "./job/inspect.js";
 import { createProgressBar, type ProgressBar } from "./job/progress-bar.js";
-import { MAX_RENDER_CONCURRENCY, runJob } from "./job/run.js";
+import { jobDependencies, MAX_RENDER_CONCURRENCY, runJob } from "./job/run.js";
 import { createLogger, type Logger } from "./log.js";
 
 /** After a signal, the job has this long to record the failure and clean up (SPEC §6: exit within 5 s). */
@@ -149,14 +149,11 @@ async function main(argv: readonly string[]): Promise<number> {
     },
     "Job started",
   );
-  const outcome = await runJob({
-    config,
-    logger,
-    blueprintText: text,
-    signal: controller.signal,
-    reporter: bar,
-    cpus: cpus.cpus,
-  });
+  // The job's adapters (task store, storage) are built here; the job composes its stages over them.
+  const outcome = await runJob(
+    { config, logger, blueprintText: text, signal: controller.signal, reporter: bar, cpus: cpus.cpus },
+    jobDependencies(config),
+  );
   return outcome.exitCode;
 }
 
