@@ -130,3 +130,6 @@ export async function readGrantedCpus(
   }
   return grantedCpus({ cpuMax, cfs, affinity });
 }
+
+/** FFmpeg runs at once never exceed this, whatever the CPUs: each holds its own frames in memory. */
+export const MAX_RENDER_CONCURRENCY = 8;

@@ -4,9 +4,9 @@ import { parseCli, USAGE } from "./cli.js";
 import { type Config, loadConfig, readEnvironment } from "./config.js";
 import { readGrantedCpus } from "./cpus.js";
 import { coerceError, JobError } from "./errors.js";
-import { checkInputs, dryRun, formatCheck, formatDryRun } from "./job/inspect.js";
+import { inspect } from "./job/inspect.js";
 import { createProgressBar, type ProgressBar } from "./job/progress-bar.js";
-import { jobDependencies, MAX_RENDER_CONCURRENCY, runJob } from "./job/run.js";
+import { jobDependencies, runJob } from "./job/run.js";
 import { createLogger, type Logger } from "./log.js";
 
 /** After a signal, the job has this long to record the failure and clean up (SPEC §6: exit within 5 s). */
@@ -35,10 +35,6 @@ async function readBlueprint(
       readError: `Cannot read blueprint file ${file}: ${(err as NodeJS.ErrnoException).code ?? "error"}`,
     };
   }
-}
-
-function write(stream: NodeJS.WriteStream, text: string): void {
-  if (text !== "") stream.write(text);
 }
 
 /** Aborts `controller` on SIGTERM/SIGINT with the error to record; exits after a grace period. */
@@ -82,28 +78,7 @@ async function main(argv: readonly string[]): Promise<number> {
 
   if (options.check || options.dryRun) {
     // stdout holds only the requested output; logs (dry run) go to stderr.
-    const checked = checkInputs(text, env, readError);
-    if (options.check || !checked.report.valid) {
-      if (options.json) write(process.stdout, `${JSON.stringify(checked.report)}\n`);
-      else {
-        const { stdout, stderr } = formatCheck(checked);
-        write(process.stdout, stdout);
-        write(process.stderr, stderr);
-      }
-      return checked.report.valid ? 0 : 2;
-    }
-    const config = checked.config as Config;
-    const logger = createLogger({ level: config.logLevel, format: config.logFormat, stderr: true });
-    const controller = new AbortController();
-    onSignals(controller, logger);
-    const cpus = await readGrantedCpus();
-    const { report, exitCode } = await dryRun(checked, {
-      logger,
-      signal: controller.signal,
-      concurrency: Math.min(MAX_RENDER_CONCURRENCY, cpus.cpus),
-    });
-    write(process.stdout, options.json ? `${JSON.stringify(report)}\n` : formatDryRun(report, checked));
-    return exitCode;
+    return inspect({ dryRun: options.dryRun, json: options.json }, env, text, readError, onSignals);
   }
 
   let config: Config;

@@ -9,8 +9,9 @@ import { parseBlueprint } from "../blueprint/parse.js";
 import { type BlueprintSummary, formatIssues, summarizeBlueprint, summaryOf } from "../blueprint/summary.js";
 import type { Blueprint } from "../blueprint/types.js";
 import { type Config, type ConfigIssue, parseConfig } from "../config.js";
+import { MAX_RENDER_CONCURRENCY, readGrantedCpus } from "../cpus.js";
 import { coerceError, errorLogFields } from "../errors.js";
-import type { Logger } from "../log.js";
+import { createLogger, type Logger } from "../log.js";
 import { createStorage } from "../storage/index.js";
 import { preparedCommands, prepareRender } from "./prepare.js";
 import { reservedOutputProblem } from "./reserved.js";
@@ -202,6 +203,46 @@ export async function dryRun(
     await rm(workDir, { recursive: true, force: true });
     await storage.dispose?.();
   }
+}
+
+function write(stream: NodeJS.WriteStream, text: string): void {
+  if (text !== "") stream.write(text);
+}
+
+/**
+ * `--check` and `--dry-run` as the CLI runs them: the configuration and the blueprint are parsed
+ * once (`checkInputs`), then either reported or planned. stdout holds only the requested output;
+ * logs (dry run) go to stderr. Returns the exit code.
+ */
+export async function inspect(
+  options: { dryRun: boolean; json: boolean },
+  env: Readonly<Record<string, string | undefined>>,
+  text: string | undefined,
+  readError: string | undefined,
+  onSignals: (controller: AbortController, logger: Logger) => void,
+): Promise<number> {
+  const checked = checkInputs(text, env, readError);
+  if (!options.dryRun || !checked.report.valid) {
+    if (options.json) write(process.stdout, `${JSON.stringify(checked.report)}\n`);
+    else {
+      const { stdout, stderr } = formatCheck(checked);
+      write(process.stdout, stdout);
+      write(process.stderr, stderr);
+    }
+    return checked.report.valid ? 0 : 2;
+  }
+  const config = checked.config as Config;
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat, stderr: true });
+  const controller = new AbortController();
+  onSignals(controller, logger);
+  const cpus = await readGrantedCpus();
+  const { report, exitCode } = await dryRun(checked, {
+    logger,
+    signal: controller.signal,
+    concurrency: Math.min(MAX_RENDER_CONCURRENCY, cpus.cpus),
+  });
+  write(process.stdout, options.json ? `${JSON.stringify(report)}\n` : formatDryRun(report, checked));
+  return exitCode;
 }
 
 /** `--dry-run` as text: the `--check` summary, the plan and one shell-quoted command per line. */

@@ -7,7 +7,7 @@ import { NO_CONTROL } from "../blueprint/schema.js";
 import { formatIssues } from "../blueprint/summary.js";
 import type { Blueprint } from "../blueprint/types.js";
 import type { Config } from "../config.js";
-import { readGrantedCpus } from "../cpus.js";
+import { MAX_RENDER_CONCURRENCY, readGrantedCpus } from "../cpus.js";
 import { coerceError, errorLogFields, JobError, type Stage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { renderSteps } from "../media/render.js";
@@ -41,9 +41,6 @@ export interface JobInput {
   /** CPUs granted to the job (cgroup quota, affinity); read from the system when absent. */
   cpus?: number;
 }
-
-/** FFmpeg runs at once never exceed this, whatever the CPUs: each holds its own frames in memory. */
-export const MAX_RENDER_CONCURRENCY = 8;
 
 export type JobOutcome =
   | { status: "completed"; exitCode: 0; result: TaskResult }
