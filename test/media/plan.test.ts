@@ -454,9 +454,16 @@ describe("planCommands", () => {
 });
 
 describe("module boundaries", () => {
-  it("keeps plan.ts and filters.ts pure (no fs, child_process, fluent-ffmpeg, log)", () => {
+  it("keeps the timeline, the FFmpeg arguments and the probe parsing pure (no fs, child_process, fluent-ffmpeg, log)", () => {
     const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/media");
-    for (const name of ["plan.ts", "filters.ts", "containers.ts"]) {
+    for (const name of [
+      "plan.ts",
+      "filters.ts",
+      "containers.ts",
+      "commands.ts",
+      "steps.ts",
+      "media-info.ts",
+    ]) {
       const source = readFileSync(path.join(dir, name), "utf8");
       // Runtime imports only: `import type` is erased.
       const imports = [...source.matchAll(/^import (?!type )[^;]*? from "([^"]+)"/gms)].map((m) => m[1]);
@@ -465,6 +472,15 @@ describe("module boundaries", () => {
         expect(spec).not.toMatch(/log\.js$|probe\.js$|ffmpeg\.js$|render\.js$|verify\.js$/);
       }
     }
+  });
+
+  it("the timeline imports not even a type from a module that does I/O", () => {
+    const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/media");
+    const source = readFileSync(path.join(dir, "plan.ts"), "utf8");
+    const imports = [...source.matchAll(/^import [^;]*? from "([^"]+)"/gms)].map((m) => m[1]);
+    expect(imports.length).toBeGreaterThan(0);
+    for (const spec of imports)
+      expect(spec).not.toMatch(/probe\.js$|ffmpeg\.js$|render\.js$|verify\.js$|log\.js$/);
   });
 
   it("imports fluent-ffmpeg from ffmpeg.ts only", () => {
