@@ -4,16 +4,14 @@
  * logs it at debug, reports progress from FFmpeg's `time=` mark, and is killed by a watchdog or an
  * aborted signal.
  *
- * fluent-ffmpeg's builder reorders arguments and checks input formats (rejecting `-f lavfi` under
- * FFmpeg 7), so we use its spawn path (`_spawnFfmpeg`) with the array as is: binary lookup, spawn and
- * a bounded stderr ring stay fluent-ffmpeg's; kill, timeout and progress are ours.
+ * fluent-ffmpeg's public API cannot run a prepared argument array as is (it reorders options, adds
+ * `-y`, and spawns `ffmpeg -formats` to check every `-f` it sees: docs/decisions/process-runner.md), so
+ * both binaries are spawned here directly with `node:child_process`, argument arrays only.
  */
 
-import type { ChildProcess } from "node:child_process";
-import { execFile } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { accessSync, constants } from "node:fs";
 import path from "node:path";
-import ffmpeg from "fluent-ffmpeg";
 import pLimit from "p-limit";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
@@ -49,18 +47,39 @@ export interface RunFfmpegResult {
 /** Lines of stderr kept for error details. */
 const STDERR_LINES = 200;
 
-/** The slice of fluent-ffmpeg's command object we use (its documented-in-source spawn path). */
-interface FluentSpawner {
-  _spawnFfmpeg(
-    args: string[],
-    options: { captureStdout?: boolean; windowsHide?: boolean; stdoutLines?: number },
-    processCB: (proc: ChildProcess, stdoutRing: Ring, stderrRing: Ring) => void,
-    endCB: (err: Error | null, stdoutRing?: Ring, stderrRing?: Ring) => void,
-  ): void;
-}
-interface Ring {
-  callback(cb: (line: string) => void): void;
-  get(): string;
+/**
+ * Spawns `file args` (stdin and stdout ignored) and calls `onLine` for each stderr line (split on
+ * `\r` too: FFmpeg rewrites its progress line in place). `onExit` gets null on exit code 0, else the error.
+ */
+function spawnLines(
+  file: string,
+  args: readonly string[],
+  onLine: (line: string) => void,
+  onExit: (err: (Error & { code?: string | number }) | null) => void,
+): ChildProcess {
+  const child = spawn(file, args, { stdio: ["ignore", "ignore", "pipe"], windowsHide: true });
+  let partial = "";
+  let exited = false;
+  const exit = (err: (Error & { code?: string | number }) | null) => {
+    if (exited) return;
+    exited = true;
+    onExit(err);
+  };
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (chunk: string) => {
+    const lines = (partial + chunk).split(/\r\n|\r|\n/);
+    partial = lines.pop() ?? "";
+    for (const line of lines) if (line !== "") onLine(line);
+  });
+  child.on("error", (err) => exit(err));
+  child.on("close", (code, signalName) => {
+    if (partial !== "") onLine(partial);
+    partial = "";
+    if (code === 0) return exit(null);
+    const reason = signalName !== null ? `was killed with signal ${signalName}` : `exited with code ${code}`;
+    exit(new Error(`${path.basename(file)} ${reason}`));
+  });
+  return child;
 }
 
 const TIME_RE = /time=\s*(-?\d+):(\d+):(\d+(?:\.\d+)?)/;
@@ -165,11 +184,7 @@ export function runFfmpeg(args: string[], options: RunFfmpegOptions): Promise<Ru
 
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const command = ffmpeg() as unknown as FluentSpawner & { setFfmpegPath(p: string): unknown };
-    // fluent-ffmpeg keeps the binary path in a module-wide cache; its lookup is synchronous once set,
-    // so setting it right before spawning cannot race with another run.
     const limited = limitedCommand(binary, args, FFMPEG_ADDRESS_SPACE);
-    command.setFfmpegPath(limited.file);
     let child: ChildProcess | undefined;
     let settled = false;
     let timedOut = false;
@@ -191,66 +206,57 @@ export function runFfmpeg(args: string[], options: RunFfmpegOptions): Promise<Ru
       settle();
     };
 
-    command._spawnFfmpeg(
-      [...limited.args],
-      { captureStdout: false, windowsHide: true, stdoutLines: STDERR_LINES },
-      (proc, _stdoutRing, stderrRing) => {
-        child = proc;
-        signal?.addEventListener("abort", onAbort, { once: true });
-        timer = setTimeout(() => {
-          timedOut = true;
-          logger?.warn({ timeout_ms: options.timeoutMs }, `FFmpeg watchdog fired while ${label}`);
-          kill();
-        }, options.timeoutMs);
-        stderrRing.callback((line) => {
-          const progress = parseProgressLine(line);
-          if (progress !== undefined && isProgressLine(line)) {
-            options.onProgress?.(progress);
-            return;
-          }
-          stderrLines.push(line);
-          if (stderrLines.length > STDERR_LINES) stderrLines.shift();
-        });
-      },
-      (err) => {
-        const stderr = stderrLines.join("\n");
-        const durationMs = Math.round(performance.now() - started);
-        if (signal?.aborted) return finish(() => reject(signal.reason));
-        if (timedOut) {
-          const ms = options.timeoutMs;
-          const seconds = ms < 10_000 ? Math.round(ms / 100) / 10 : Math.round(ms / 1000);
-          return finish(() =>
-            reject(
-              new JobError(`FFmpeg did not finish within ${seconds} s while ${label}`, {
-                code: "FFMPEG_TIMEOUT",
-                retryable: true,
-                details: { stderr: redactPaths(stderr.slice(-4000)), timeout_ms: options.timeoutMs },
-              }),
+    const onLine = (line: string) => {
+      const progress = parseProgressLine(line);
+      if (progress !== undefined && isProgressLine(line)) {
+        options.onProgress?.(progress);
+        return;
+      }
+      stderrLines.push(line);
+      if (stderrLines.length > STDERR_LINES) stderrLines.shift();
+    };
+    child = spawnLines(limited.file, limited.args, onLine, (err) => {
+      const stderr = stderrLines.join("\n");
+      const durationMs = Math.round(performance.now() - started);
+      if (signal?.aborted) return finish(() => reject(signal.reason));
+      if (timedOut) {
+        const ms = options.timeoutMs;
+        const seconds = ms < 10_000 ? Math.round(ms / 100) / 10 : Math.round(ms / 1000);
+        return finish(() =>
+          reject(
+            new JobError(`FFmpeg did not finish within ${seconds} s while ${label}`, {
+              code: "FFMPEG_TIMEOUT",
+              retryable: true,
+              details: { stderr: redactPaths(stderr.slice(-4000)), timeout_ms: options.timeoutMs },
+            }),
+          ),
+        );
+      }
+      if (err !== null) {
+        const notFound = (err as NodeJS.ErrnoException).code === "ENOENT";
+        const reason = notFound ? `${path.basename(binary)} not found` : errorLine(stderr);
+        return finish(() =>
+          reject(
+            new JobError(
+              `FFmpeg failed while ${label}${reason === undefined ? "" : `: ${redactPaths(reason)}`}`,
+              {
+                code: "FFMPEG_FAILED",
+                cause: err,
+                details: { stderr: redactPaths(stderr.slice(-4000)), exit: err.message },
+              },
             ),
-          );
-        }
-        if (err !== null) {
-          const notFound = (err as NodeJS.ErrnoException).code === "ENOENT";
-          const reason = notFound ? `${path.basename(binary)} not found` : errorLine(stderr);
-          return finish(() =>
-            reject(
-              new JobError(
-                `FFmpeg failed while ${label}${reason === undefined ? "" : `: ${redactPaths(reason)}`}`,
-                {
-                  code: "FFMPEG_FAILED",
-                  cause: err,
-                  details: { stderr: redactPaths(stderr.slice(-4000)), exit: err.message },
-                },
-              ),
-            ),
-          );
-        }
-        logger?.debug({ duration_ms: durationMs }, `FFmpeg done: ${label}`);
-        finish(() => resolve({ durationMs, stderr }));
-      },
-    );
-    // Aborted between the check above and the spawn callback.
-    if (signal?.aborted) onAbort();
+          ),
+        );
+      }
+      logger?.debug({ duration_ms: durationMs }, `FFmpeg done: ${label}`);
+      finish(() => resolve({ durationMs, stderr }));
+    });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    timer = setTimeout(() => {
+      timedOut = true;
+      logger?.warn({ timeout_ms: options.timeoutMs }, `FFmpeg watchdog fired while ${label}`);
+      kill();
+    }, options.timeoutMs);
   });
 }
 
