@@ -284,13 +284,6 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
       return { bytes, hash };
     },
 
-    async exists(rawKey: string): Promise<boolean> {
-      const key = checkKey(rawKey);
-      const file = (await getBucket()).file(key);
-      const [found] = await withRetry("check", key, () => file.exists());
-      return found;
-    },
-
     async upload(
       localPath: string,
       rawKey: string,

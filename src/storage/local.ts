@@ -124,13 +124,6 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
       return { bytes: file.bytes, hash: `sha256-${hash.digest("hex")}` };
     },
 
-    async exists(rawKey: string): Promise<boolean> {
-      const key = assertStorageKey(rawKey);
-      const real = await resolveExisting(key);
-      if (real === undefined) return false;
-      return (await stat(real)).isFile();
-    },
-
     async upload(
       localPath: string,
       rawKey: string,

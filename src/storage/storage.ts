@@ -37,8 +37,6 @@ export interface Storage {
   readonly name: "local" | "gcs";
   /** Makes the object at `key` available as a local file. `dir` is a temp directory the caller owns. */
   fetch(key: string, dir: string, signal?: AbortSignal): Promise<FetchedFile>;
-  /** Whether an object exists at `key`. */
-  exists(key: string): Promise<boolean>;
   /** Size and content hash of the object at `key`; STORAGE_NOT_FOUND when it does not exist. */
   describe(key: string, signal?: AbortSignal): Promise<ObjectDescription>;
   /** Publishes a local file at `key` atomically: readers see the old object or the whole new one. */

@@ -33,6 +33,8 @@ export interface StorageContractOptions {
   create(): Promise<StorageHarness>;
   /** Another spelling of a key the driver must accept (GCS: `gs://<bucket>/key`). */
   aliasOf?(key: string): string;
+  /** What `fetch` returns: a temporary copy in the caller's directory, or the stored file in place. */
+  residence: "copy" | "original";
 }
 
 /** Keys every driver must refuse before touching anything (SPEC §3.2). */
@@ -119,9 +121,12 @@ export function testStorageContract(options: StorageContractOptions): void {
       const key = `${prefix()}/clips/basic_1.mp4`;
       const data = randomBytes(64 * 1024);
       await h.put(key, data);
-      const fetched = await h.storage.fetch(key, await scratch());
+      const dir = await scratch();
+      const fetched = await h.storage.fetch(key, dir);
       expect(fetched.bytes).toBe(data.length);
       expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
+      expect(fetched.residence).toBe(options.residence);
+      expect(fetched.path.startsWith(`${dir}${path.sep}`)).toBe(options.residence === "copy");
     });
 
     it("accepts legal names that merely look odd (`clip..v2.mp4`, spaces, unicode)", async () => {
@@ -133,11 +138,11 @@ export function testStorageContract(options: StorageContractOptions): void {
       }
     });
 
-    it("tells whether an object exists", async () => {
+    it("describes an object only once it exists", async () => {
       const key = `${prefix()}/songs/Amor.mp3`;
-      expect(await h.storage.exists(key)).toBe(false);
+      expect((await expectJobError(h.storage.describe(key))).code).toBe("STORAGE_NOT_FOUND");
       await h.put(key, Buffer.from("song"));
-      expect(await h.storage.exists(key)).toBe(true);
+      expect((await h.storage.describe(key)).bytes).toBe(4);
     });
 
     it("describes an object without fetching it: size and a content hash that follows the bytes", async () => {
@@ -209,7 +214,7 @@ export function testStorageContract(options: StorageContractOptions): void {
       const file = await localFile(Buffer.from("x"));
       for (const attempt of [
         h.storage.fetch(key, dir),
-        h.storage.exists(key),
+        h.storage.describe(key),
         h.storage.upload(file, key, { contentType: "video/mp4", metadata: {} }),
         Promise.resolve().then(() => h.storage.url(key)),
       ]) {
@@ -224,7 +229,7 @@ export function testStorageContract(options: StorageContractOptions): void {
       const key = `${prefix()}/clips/alias.mp4`;
       await h.put(key, Buffer.from("alias"));
       const alias = options.aliasOf!(key);
-      expect(await h.storage.exists(alias)).toBe(true);
+      expect((await h.storage.describe(alias)).bytes).toBe(5);
       const fetched = await h.storage.fetch(alias, await scratch());
       expect((await readFile(fetched.path)).toString()).toBe("alias");
       expect(h.storage.url(alias)).toBe(h.expectedUrl(key));

@@ -53,6 +53,7 @@ function gcs(options: Partial<GcsStorageOptions> = {}) {
 
 testStorageContract({
   name: "gcs (emulator)",
+  residence: "copy",
   async create() {
     return {
       storage: gcs().storage,

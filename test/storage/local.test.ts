@@ -20,6 +20,7 @@ import { expectJobError, testStorageContract } from "./contract.js";
 
 testStorageContract({
   name: "local",
+  residence: "original",
   async create() {
     const root = await mkdtemp(path.join(os.tmpdir(), "storage-local-"));
     const file = (key: string) => path.join(root, ...key.split("/"));
@@ -76,14 +77,14 @@ describe("local storage: the root is a hard boundary", () => {
   it("uses a fetched file in place, without copying it", async () => {
     const storage = createLocalStorage({ root });
     const fetched = await storage.fetch("clips/a.mp4", work);
-    expect(fetched).toEqual({ path: path.join(root, "clips", "a.mp4"), bytes: 6 });
+    expect(fetched).toEqual({ path: path.join(root, "clips", "a.mp4"), bytes: 6, residence: "original" });
     expect(await readdir(work)).toEqual([]);
   });
 
   it("refuses a symlinked file that points outside the root", async () => {
     await symlink(path.join(outside, "secret.mp4"), path.join(root, "clips", "evil.mp4"));
     const storage = createLocalStorage({ root });
-    for (const attempt of [storage.fetch("clips/evil.mp4", work), storage.exists("clips/evil.mp4")]) {
+    for (const attempt of [storage.fetch("clips/evil.mp4", work), storage.describe("clips/evil.mp4")]) {
       const error = await expectJobError(attempt);
       expect(error.code).toBe("STORAGE_DENIED");
       expect(error.message).toBe("Storage key resolves outside the storage root: clips/evil.mp4");
