@@ -1,6 +1,5 @@
 /**
- * The one module that runs FFmpeg and ffprobe, and the only importer of fluent-ffmpeg (deprecated
- * upstream: keep it replaceable). Every run takes a prepared argument array (never a shell string),
+ * The one module that runs FFmpeg and ffprobe. Every run takes a prepared argument array (never a shell string),
  * logs it at debug, reports progress from FFmpeg's `time=` mark, and is killed by a watchdog or an
  * aborted signal.
  *

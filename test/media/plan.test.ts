@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
@@ -483,10 +483,15 @@ describe("module boundaries", () => {
       expect(spec).not.toMatch(/probe\.js$|ffmpeg\.js$|render\.js$|verify\.js$|log\.js$/);
   });
 
-  it("imports fluent-ffmpeg from ffmpeg.ts only", () => {
-    const dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src/media");
-    for (const name of ["plan.ts", "filters.ts", "probe.ts", "render.ts", "verify.ts"]) {
-      expect(readFileSync(path.join(dir, name), "utf8")).not.toContain('from "fluent-ffmpeg"');
+  it("starts FFmpeg from ffmpeg.ts only, without fluent-ffmpeg (docs/decisions/process-runner.md)", () => {
+    const src = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../src");
+    for (const name of readdirSync(src, { recursive: true, encoding: "utf8" })) {
+      if (!name.endsWith(".ts")) continue;
+      const source = readFileSync(path.join(src, name), "utf8");
+      expect(source, name).not.toContain('from "fluent-ffmpeg"');
+      // Child processes: FFmpeg/ffprobe in media/ffmpeg.ts, the embedded PostgreSQL in tasks/embedded.ts.
+      if (/from "node:child_process"/.test(source))
+        expect([path.join("media", "ffmpeg.ts"), path.join("tasks", "embedded.ts")]).toContain(name);
     }
   });
 });
