@@ -50,6 +50,8 @@ export interface Config {
   /** Normalised-clip cache (SPEC §7 performance issue): on by default. */
   clipCache: boolean;
   clipCachePrefix: string;
+  /** VERIFY_DECODE: decode only what the run encoded plus every join ("partial"), or the whole output. */
+  verifyDecode: "full" | "partial";
   cloudRun: {
     job?: string;
     execution?: string;
@@ -224,6 +226,7 @@ export function parseConfig(
   // Read before the problems are returned, so theirs are listed with the others.
   const fetchConcurrency = integer("FETCH_CONCURRENCY", 8, 1, 64);
   const clipCache = flag("CLIP_CACHE", true);
+  const verifyDecode = oneOf<"full" | "partial">("VERIFY_DECODE", ["full", "partial"], "partial");
 
   if (issues.length > 0) return { ok: false, issues };
   const config: Config = {
@@ -252,6 +255,7 @@ export function parseConfig(
     fetchConcurrency,
     clipCache,
     clipCachePrefix: value(env, "CLIP_CACHE_PREFIX") ?? ".clip-cache",
+    verifyDecode,
     cloudRun: {
       job: cloudRunJob,
       execution: value(env, "CLOUD_RUN_EXECUTION"),

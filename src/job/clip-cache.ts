@@ -41,6 +41,10 @@ import type { Storage } from "../storage/storage.js";
 export interface CacheEntry extends EntryFrames {
   /** Local file of the entry (in place for local storage, downloaded for GCS). */
   file: string;
+  /** `SHA256:<hex>` of each video packet's payload, frame by frame, as verified: the output's copied frames must match. */
+  packetHashes?: readonly string[];
+  /** `SHA256:<hex>` of the entry's decoder configuration (SPS/PPS): the output's must be the same. */
+  extradataHash?: string;
 }
 
 export interface CachedInputs {
@@ -194,6 +198,8 @@ function validMeta(raw: unknown, profile: CacheProfile, sourceHash: string): Ent
 
 interface ProbedEntry {
   frames: number;
+  packetHashes: string[];
+  extradataHash?: string;
 }
 
 /**
@@ -210,7 +216,9 @@ export async function probeEntry(
       "-select_streams",
       "v:0",
       "-show_entries",
-      "stream=codec_name,width,height,pix_fmt,r_frame_rate,has_b_frames:packet=flags",
+      "stream=codec_name,width,height,pix_fmt,r_frame_rate,has_b_frames,extradata_hash:packet=flags,data_hash",
+      "-show_data_hash",
+      "SHA256",
       // Entries are MP4 files the job wrote: read them as such, local files only.
       ...pinnedInput(file, "mov"),
     ],
@@ -219,7 +227,7 @@ export async function probeEntry(
   if (!result.ok) return { reason: result.reason };
   const json = result.json as {
     streams?: Array<Record<string, unknown>>;
-    packets?: Array<{ flags?: string }>;
+    packets?: Array<{ flags?: string; data_hash?: string }>;
   };
   const stream = json.streams?.[0];
   if (stream === undefined) return { reason: "no video stream" };
@@ -241,7 +249,12 @@ export async function probeEntry(
     const key = packets[i]!.flags?.startsWith("K") === true;
     if (key !== (i % profile.gop === 0)) return { reason: `frame ${i} ${key ? "is" : "is not"} a keyframe` };
   }
-  return { frames: packets.length };
+  const extradata = stream["extradata_hash"];
+  return {
+    frames: packets.length,
+    packetHashes: packets.map((p) => p.data_hash ?? ""),
+    ...(typeof extradata === "string" ? { extradataHash: extradata } : {}),
+  };
 }
 
 /**
@@ -412,7 +425,7 @@ async function prepare(
       const probed = await probeEntry(fetched.path, profile, probeOptions);
       if ("reason" in probed) return reject(probed.reason);
       if (probed.frames !== meta.frames) return reject(`${probed.frames} frames, expected ${meta.frames}`);
-      entries.set(key, { file: fetched.path, frames: probed.frames });
+      entries.set(key, { file: fetched.path, ...probed });
       stats.hits += 1;
     } finally {
       looked += 1;
@@ -501,7 +514,7 @@ async function prepare(
       );
       await rm(metaFile, { force: true });
     }
-    entries.set(key, { file, frames: probed.frames });
+    entries.set(key, { file, ...probed });
     stats.built += 1;
     built += 1;
     logger.info(

@@ -12,6 +12,7 @@ import type { Config } from "../config.js";
 import type { Logger } from "../log.js";
 import { planAssembly } from "../media/assembly.js";
 import type { RenderSteps } from "../media/commands.js";
+import { assemblyOutputPieces, type OutputPiece, segmentOutputPieces } from "../media/output-check.js";
 import type { RenderPlan } from "../media/plan.js";
 import { planAssemblySteps, planSteps } from "../media/steps.js";
 import type { Storage } from "../storage/storage.js";
@@ -29,6 +30,8 @@ export interface PreparedRender {
    */
   builds: string[][];
   steps: RenderSteps;
+  /** What the render encodes and what it stream-copies, in timeline order (for the output check). */
+  pieces: OutputPiece[];
   /** Where the render writes the final file. */
   output: string;
   /** Where the render writes its pieces. */
@@ -88,13 +91,15 @@ export async function prepareRender(
       },
     });
     const plan = cached.plan;
-    const steps = planAssemblySteps(plan, planAssembly(plan, cached.entries), {
+    const items = planAssembly(plan, cached.entries);
+    const steps = planAssemblySteps(plan, items, {
       entries: cached.entries,
       audio: cached.audio,
       workDir: renderDir,
       output,
     });
-    return { plan, clipCache: true, builds: cached.builds, steps, output, renderDir };
+    const pieces = assemblyOutputPieces(items, cached.entries);
+    return { plan, clipCache: true, builds: cached.builds, steps, pieces, output, renderDir };
   }
   const prepared = await prepareInputs(blueprint, storage, workDir, {
     config,
@@ -116,7 +121,7 @@ export async function prepareRender(
     workDir: renderDir,
     output,
   });
-  return { plan, clipCache: false, builds: [], steps, output, renderDir };
+  return { plan, clipCache: false, builds: [], steps, pieces: segmentOutputPieces(plan), output, renderDir };
 }
 
 /** Every FFmpeg run of a prepared render, in a valid order (without the binary). */

@@ -317,6 +317,9 @@ async function render(
     signal,
     threads: job.cpus,
     logger,
+    // What the renderer encoded and copied: only the former and the joins are decoded.
+    pieces: prepared.pieces,
+    decode: config.verifyDecode,
   });
   logger.info(
     { ...output, render_seconds: Math.round(renderSeconds * 100) / 100 },

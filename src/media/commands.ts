@@ -347,7 +347,10 @@ export function finalStep(
       // The job's own list and intermediate files: local files only.
       "-f",
       "concat",
-      ...(unsafePaths ? ["-safe", "0"] : []),
+      // Cache assemblies: packets copied verbatim (no in-band parameter sets added at keyframes), so
+      // every copied frame is byte-equal to its verified entry's (src/media/output-check.ts); entries
+      // and pieces share one SPS/PPS, which the output check confirms.
+      ...(unsafePaths ? ["-safe", "0", "-auto_convert", "0"] : []),
       "-protocol_whitelist",
       "file",
       "-i",

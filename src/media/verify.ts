@@ -1,15 +1,33 @@
 /**
  * Checks a rendered file against its plan (SPEC §3.5): both streams present, exact frame count,
- * size, duration, audio/video within one frame, and (optionally) a clean full decode.
+ * size, duration, audio/video within one frame, and that it decodes without errors. Given the
+ * pieces the renderer made (`src/media/output-check.ts`), every packet is checked too (timestamps,
+ * a keyframe at every piece start, copied frames byte-equal to their verified cache entries) and
+ * only what the run encoded, plus every join, is decoded (`decode: "partial"`); `decode: "full"`
+ * decodes the whole file.
  */
-import { stat } from "node:fs/promises";
+import { randomUUID } from "node:crypto";
+import { rm, stat, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { DEMUXERS } from "./commands.js";
 import { pinnedInput } from "./containers.js";
 import { redactPaths, runFfmpeg, runFfprobeJson } from "./ffmpeg.js";
 import { parseRate } from "./media-info.js";
+import {
+  checkPackets,
+  decodeRanges,
+  type FrameRange,
+  fromKeyframes,
+  type OutputPiece,
+  type ProbedPacket,
+  rangeFrames,
+} from "./output-check.js";
 import type { RenderPlan } from "./plan.js";
+
+/** How much of the output the check decodes (VERIFY_DECODE). */
+export type DecodeMode = "full" | "partial" | "off";
 
 export interface VerifiedOutput {
   file_size: number;
@@ -22,7 +40,10 @@ export interface VerifiedOutput {
 }
 
 interface ProbedStream {
+  index?: number;
+  extradata_hash?: string;
   codec_type?: string;
+  time_base?: string;
   codec_name?: string;
   width?: number;
   height?: number;
@@ -50,35 +71,76 @@ function fail(problems: string[], details?: unknown): JobError {
   });
 }
 
+export interface VerifyOptions {
+  ffprobePath?: string;
+  ffmpegPath?: string;
+  signal?: AbortSignal;
+  /** Deprecated spelling of `decode`: false = "off". */
+  decodeCheck?: boolean;
+  /**
+   * "partial" (default): decode what the run encoded and every join (needs `pieces`; without them
+   * the whole file is decoded); "full": the whole file; "off": packets only.
+   */
+  decode?: DecodeMode;
+  /** The runs of frames the renderer made, in order; enables the packet-level checks. */
+  pieces?: readonly OutputPiece[];
+  /** Decoder and filter threads of the decode check (default 1; the job passes its granted CPUs). */
+  threads?: number;
+  logger?: Logger;
+  /** Filled with what the check did (for logs and benchmarks). */
+  report?: VerifyReport;
+}
+
+export interface VerifyReport {
+  decodedFrames: number;
+  decodeRanges: number;
+  packetsChecked: number;
+  copiedFramesMatched: number;
+}
+
+/** Rational time base "1/15360" → seconds per tick. */
+function tick(timeBase: string | undefined): { num: number; den: number } {
+  const [num, den] = (timeBase ?? "").split("/").map(Number);
+  return num !== undefined && den !== undefined && num > 0 && den > 0 ? { num, den } : { num: 1, den: 1 };
+}
+
 export async function verifyOutput(
   file: string,
   plan: RenderPlan,
-  options: {
-    ffprobePath?: string;
-    ffmpegPath?: string;
-    signal?: AbortSignal;
-    decodeCheck?: boolean;
-    /** Decoder and filter threads of the decode check (default 1; the job passes its granted CPUs). */
-    threads?: number;
-    logger?: Logger;
-  } = {},
+  options: VerifyOptions = {},
 ): Promise<VerifiedOutput> {
   const size = await stat(file).then(
     (s) => s.size,
     () => 0,
   );
   if (size === 0) throw fail(["the output file is missing or empty"]);
+  const pieces = options.pieces;
+  const hashes = pieces?.some((piece) => piece.copy !== undefined) === true;
   const probe = await runFfprobeJson(
     [
-      "-count_packets",
+      ...(hashes ? ["-show_data_hash", "SHA256"] : []),
       "-show_entries",
-      "stream=codec_type,codec_name,width,height,nb_read_packets,duration,avg_frame_rate,r_frame_rate:stream_tags=DURATION:format=duration",
+      `stream=index,codec_type,codec_name,width,height,duration,avg_frame_rate,r_frame_rate,time_base${hashes ? ",extradata_hash" : ""}:stream_tags=DURATION:format=duration:packet=stream_index,pts,dts,flags${hashes ? ",data_hash" : ""}`,
       ...pinnedInput(file, DEMUXERS[plan.format]),
     ],
-    { ffprobePath: options.ffprobePath, signal: options.signal, timeoutMs: 120_000 },
+    {
+      ffprobePath: options.ffprobePath,
+      signal: options.signal,
+      timeoutMs: 120_000,
+    },
   );
   if (!probe.ok) throw fail([`it cannot be read (${probe.reason})`]);
-  const json = probe.json as { streams?: ProbedStream[]; format?: { duration?: string } };
+  const json = probe.json as {
+    streams?: ProbedStream[];
+    format?: { duration?: string };
+    packets?: Array<{
+      stream_index?: number;
+      pts?: number;
+      dts?: number;
+      flags?: string;
+      data_hash?: string;
+    }>;
+  };
   const streams = json.streams ?? [];
   const video = streams.find((s) => s.codec_type === "video");
   const audio = streams.find((s) => s.codec_type === "audio");
@@ -87,8 +149,28 @@ export async function verifyOutput(
   if (audio === undefined) problems.push("it has no audio stream");
   if (video === undefined || audio === undefined) throw fail(problems, { streams });
 
+  const videoTb = tick(video.time_base);
+  const audioTb = tick(audio.time_base);
+  const packets: ProbedPacket[] = [];
+  const videoTicks: number[] = [];
+  for (const p of json.packets ?? []) {
+    const isVideo = p.stream_index === video.index;
+    if (!isVideo && p.stream_index !== audio.index) continue;
+    const tb = isVideo ? videoTb : audioTb;
+    const pts = Number(p.pts ?? p.dts);
+    const dts = Number(p.dts ?? p.pts);
+    if (isVideo) videoTicks.push(pts);
+    packets.push({
+      stream: isVideo ? "video" : "audio",
+      pts: (pts * tb.num) / tb.den,
+      dts: (dts * tb.num) / tb.den,
+      keyframe: p.flags?.startsWith("K") === true,
+      ...(p.data_hash === undefined ? {} : { hash: p.data_hash }),
+    });
+  }
+
   const frame = 1 / plan.fps;
-  const frames = Number(video.nb_read_packets);
+  const frames = packets.filter((p) => p.stream === "video").length;
   if (frames !== plan.totalFrames)
     problems.push(`it has ${frames} video frames, expected ${plan.totalFrames}`);
   if (video.width !== plan.width || video.height !== plan.height) {
@@ -106,43 +188,110 @@ export async function verifyOutput(
     );
   }
   if (problems.length > 0) throw fail(problems, { streams, format: json.format });
+  if (pieces !== undefined) {
+    const found = checkPackets(packets, pieces, plan.totalFrames, plan.fps, video.extradata_hash);
+    if (found.length > 0) throw fail(found);
+  }
+  if (options.report !== undefined) {
+    options.report.packetsChecked = packets.length;
+    options.report.copiedFramesMatched = (pieces ?? [])
+      .filter((piece) => piece.copy !== undefined)
+      .reduce((sum, piece) => sum + piece.frames, 0);
+  }
 
-  if (options.decodeCheck ?? true) {
+  const mode: DecodeMode = options.decode ?? (options.decodeCheck === false ? "off" : "partial");
+  if (mode !== "off") {
+    // Presentation order: frame n's timestamp (ticks) and whether it is a keyframe.
+    const order = packets
+      .filter((p) => p.stream === "video")
+      .map((p, i) => ({ p, ticks: videoTicks[i]! }))
+      .sort((a, b) => a.ticks - b.ticks);
+    let ranges: FrameRange[] = [{ from: 0, to: plan.totalFrames }];
+    if (mode === "partial" && pieces !== undefined) {
+      ranges = fromKeyframes(
+        decodeRanges(pieces, plan.totalFrames),
+        order.map((o) => o.p.keyframe),
+      );
+    }
+    const whole = ranges.length === 1 && ranges[0]!.from === 0 && ranges[0]!.to >= plan.totalFrames;
+    const listFile = path.join(path.dirname(file), `.decode-${randomUUID()}.ffconcat`);
+    if (!whole) {
+      const micros = (ticks: number, round: "up" | "down") => {
+        const exact = (ticks * videoTb.num * 1_000_000) / videoTb.den;
+        return (round === "up" ? Math.ceil(exact) : Math.floor(exact)) / 1_000_000;
+      };
+      const quoted = `'${file.replaceAll("'", "'\\''")}'`;
+      const lines = ranges.flatMap((range) => [
+        `file ${quoted}`,
+        `inpoint ${micros(order[range.from]!.ticks, "up").toFixed(6)}`,
+        ...(range.to < order.length ? [`outpoint ${micros(order[range.to]!.ticks, "down").toFixed(6)}`] : []),
+      ]);
+      await writeFile(listFile, `ffconcat version 1.0\n${lines.join("\n")}\n`);
+    }
+    const decoded = whole ? plan.totalFrames : rangeFrames(ranges);
+    if (options.report !== undefined) {
+      options.report.decodedFrames = decoded;
+      options.report.decodeRanges = whole ? 1 : ranges.length;
+    }
     // Without -threads FFmpeg sizes itself from the CPUs it sees, not the quota it is granted.
     const threads = String(Math.max(1, Math.floor(options.threads ?? 1)));
-    const { stderr } = await runFfmpeg(
-      [
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
-        "-filter_threads",
-        threads,
-        "-threads",
-        threads,
-        ...pinnedInput(file, DEMUXERS[plan.format]),
-        "-f",
-        "null",
-        "-",
-      ],
-      {
+    const input = pinnedInput(file, DEMUXERS[plan.format]);
+    const args = whole
+      ? ["-filter_threads", threads, "-threads", threads, ...input, "-f", "null", "-"]
+      : [
+          "-filter_threads",
+          threads,
+          "-threads",
+          threads,
+          // The job's own list over the job's own output: local files only.
+          "-f",
+          "concat",
+          "-safe",
+          "0",
+          "-protocol_whitelist",
+          "file",
+          "-i",
+          listFile,
+          "-threads",
+          threads,
+          ...input,
+          // Two outputs, so neither waits on the other's timestamps.
+          "-map",
+          "0:v:0",
+          "-f",
+          "null",
+          "-",
+          "-map",
+          "1:a:0",
+          "-f",
+          "null",
+          "-",
+        ];
+    try {
+      const { stderr } = await runFfmpeg(["-hide_banner", "-nostdin", "-v", "error", ...args], {
         ffmpegPath: options.ffmpegPath,
         signal: options.signal,
         logger: options.logger,
         timeoutMs: Math.ceil(
-          30_000 + 2_000 * plan.duration * Math.max(1, (plan.width * plan.height) / (1280 * 720)),
+          30_000 +
+            2_000 * (decoded / plan.fps) * Math.max(1, (plan.width * plan.height) / (1280 * 720)) +
+            (whole ? 0 : 200 * plan.duration),
         ),
-        label: "decoding the rendered video to check it",
-      },
-    ).catch((err: unknown) => {
-      if (err instanceof JobError && err.code === "FFMPEG_FAILED") {
-        throw fail([`it does not decode cleanly (${err.message})`], err.details);
+        label: whole
+          ? "decoding the rendered video to check it"
+          : "decoding the encoded parts and joins of the video to check it",
+      }).catch((err: unknown) => {
+        if (err instanceof JobError && err.code === "FFMPEG_FAILED") {
+          throw fail([`it does not decode cleanly (${err.message})`], err.details);
+        }
+        throw err;
+      });
+      if (stderr.trim() !== "") {
+        const first = redactPaths(stderr.trim().split("\n")[0] ?? "");
+        throw fail([`decoding it reports errors (${first})`], { stderr: redactPaths(stderr.slice(-4000)) });
       }
-      throw err;
-    });
-    if (stderr.trim() !== "") {
-      const first = redactPaths(stderr.trim().split("\n")[0] ?? "");
-      throw fail([`decoding it reports errors (${first})`], { stderr: redactPaths(stderr.slice(-4000)) });
+    } finally {
+      if (!whole) await rm(listFile, { force: true });
     }
   }
 
