@@ -56,6 +56,8 @@ export interface Config {
     job?: string;
     execution?: string;
     taskIndex?: string;
+    /** CLOUD_RUN_TASK_COUNT: tasks of the execution (warm-cache shards the library by it). */
+    taskCount?: string;
     taskAttempt?: string;
   };
 }
@@ -102,6 +104,8 @@ function value(env: Env, name: string): string | undefined {
 export function parseConfig(
   env: Env,
   cwd = process.cwd(),
+  /** `database: false`: a mode that never opens the task database (warm-cache) does not require its settings. */
+  options: { database?: boolean } = {},
 ): { ok: true; config: Config } | { ok: false; issues: ConfigIssue[] } {
   const issues: ConfigIssue[] = [];
   const problem = (variable: string, message: string) => issues.push({ variable, message });
@@ -208,7 +212,7 @@ export function parseConfig(
       "must be off on Cloud Run (CLOUD_RUN_JOB is set): the API creates the task row there",
     );
   }
-  if (cloudRunJob !== undefined && !dbConfigured) {
+  if (cloudRunJob !== undefined && !dbConfigured && options.database !== false) {
     problem(
       "DB_HOST",
       "database settings are required on Cloud Run: set DB_HOST (or CLOUD_SQL_CONNECTION_NAME), DB_NAME, DB_USER, DB_PASSWORD",
@@ -260,6 +264,7 @@ export function parseConfig(
       job: cloudRunJob,
       execution: value(env, "CLOUD_RUN_EXECUTION"),
       taskIndex: value(env, "CLOUD_RUN_TASK_INDEX"),
+      taskCount: value(env, "CLOUD_RUN_TASK_COUNT"),
       taskAttempt: value(env, "CLOUD_RUN_TASK_ATTEMPT"),
     },
   };
@@ -267,8 +272,8 @@ export function parseConfig(
 }
 
 /** Like parseConfig, but throws one INVALID_CONFIG JobError listing every problem. */
-export function loadConfig(env: Env, cwd = process.cwd()): Config {
-  const result = parseConfig(env, cwd);
+export function loadConfig(env: Env, cwd = process.cwd(), options: { database?: boolean } = {}): Config {
+  const result = parseConfig(env, cwd, options);
   if (result.ok) return result.config;
   const lines = result.issues.map((issue) => `${issue.variable}: ${issue.message}`);
   throw new JobError(`Invalid configuration: ${lines.join("; ")}`, {

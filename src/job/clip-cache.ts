@@ -79,7 +79,7 @@ export interface CacheProgress {
 }
 
 /** What a sidecar says about its entry. */
-interface EntryMeta {
+export interface EntryMeta {
   version: 1;
   profile: CacheProfile;
   sourceHash: string;
@@ -96,11 +96,11 @@ export function clipCacheApplies(config: Config, blueprint: Blueprint): boolean 
 /** Builds at once when the caller does not say (the job passes its granted CPUs): one single-threaded x264 each. */
 const BUILD_CONCURRENCY = 2;
 
-function cacheKey(prefix: string, ...parts: string[]): string {
+export function cacheKey(prefix: string, ...parts: string[]): string {
   return [prefix.replace(/\/+$/, ""), ...parts].join("/");
 }
 
-async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
+export async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
   const { createHash } = await import("node:crypto");
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(file, signal === undefined ? {} : { signal })) {
@@ -110,7 +110,7 @@ async function sha256File(file: string, signal?: AbortSignal): Promise<string> {
 }
 
 /** Copies `from` to `to` and returns the sha256 of the bytes written (`sha256-<hex>`, as local `describe`). */
-async function copyHashing(from: string, to: string, signal: AbortSignal): Promise<string> {
+export async function copyHashing(from: string, to: string, signal: AbortSignal): Promise<string> {
   const { createHash } = await import("node:crypto");
   const hash = createHash("sha256");
   await mkdir(path.dirname(to), { recursive: true });
@@ -130,7 +130,7 @@ async function copyHashing(from: string, to: string, signal: AbortSignal): Promi
 }
 
 /** Reads a small JSON object from storage; undefined when missing or unreadable. */
-async function readJson(
+export async function readJson(
   storage: Storage,
   key: string,
   dir: string,
@@ -150,7 +150,7 @@ async function readJson(
   }
 }
 
-async function publish(
+export async function publish(
   storage: Storage,
   file: string,
   key: string,
@@ -166,7 +166,7 @@ async function publish(
   }
 }
 
-function validInfo(raw: unknown): MediaInfo | undefined {
+export function validInfo(raw: unknown): MediaInfo | undefined {
   if (raw === null || typeof raw !== "object") return undefined;
   const info = raw as Partial<MediaInfo>;
   const positive = (v: unknown) => typeof v === "number" && Number.isFinite(v) && v > 0;
@@ -186,7 +186,7 @@ function validInfo(raw: unknown): MediaInfo | undefined {
   return info as MediaInfo;
 }
 
-function validMeta(raw: unknown, profile: CacheProfile, sourceHash: string): EntryMeta | undefined {
+export function validMeta(raw: unknown, profile: CacheProfile, sourceHash: string): EntryMeta | undefined {
   if (raw === null || typeof raw !== "object") return undefined;
   const meta = raw as Partial<EntryMeta>;
   if (meta.version !== 1 || meta.sourceHash !== sourceHash) return undefined;

@@ -5,6 +5,7 @@ import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Bucket } from "@google-cloud/storage";
 import pRetry, { AbortError } from "p-retry";
+import { checkStorageKey } from "../blueprint/paths.js";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { assertStorageKey, localNameFor, notFoundError } from "./keys.js";
@@ -282,6 +283,29 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
         throw new JobError(`Storage gave no checksum for ${key}`, { code: "STORAGE_ERROR" });
       }
       return { bytes, hash };
+    },
+
+    async list(rawPrefix: string, signal?: AbortSignal): Promise<string[]> {
+      const prefix = checkKey(rawPrefix.replace(/\/+$/, ""));
+      const bucket = await getBucket();
+      const [files] = await withRetry(
+        "check",
+        `${prefix}/`,
+        () => bucket.getFiles({ prefix: `${prefix}/`, autoPaginate: true }),
+        signal,
+      );
+      return files
+        .map((file) => file.name)
+        .filter((name) => {
+          // Hidden names at any depth below the prefix are left out, as in local mode.
+          const rest = name.slice(prefix.length + 1);
+          return (
+            rest !== "" &&
+            !rest.split("/").some((segment) => segment.startsWith(".")) &&
+            checkStorageKey(name).ok
+          );
+        })
+        .sort();
     },
 
     async upload(

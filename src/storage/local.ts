@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from "node:crypto";
 import { constants, createReadStream } from "node:fs";
-import { copyFile, mkdir, open, realpath, rename, rm, stat } from "node:fs/promises";
+import { copyFile, mkdir, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
+import { checkStorageKey } from "../blueprint/paths.js";
 import { JobError } from "../errors.js";
 import { assertStorageKey, isInside, notFoundError } from "./keys.js";
 import type { FetchedFile, ObjectDescription, Storage, UploadOptions } from "./storage.js";
@@ -122,6 +123,30 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
         throw accessError(assertStorageKey(rawKey), error);
       }
       return { bytes: file.bytes, hash: `sha256-${hash.digest("hex")}` };
+    },
+
+    async list(rawPrefix: string, signal?: AbortSignal): Promise<string[]> {
+      const prefix = assertStorageKey(rawPrefix.replace(/\/+$/, ""));
+      const base = await resolveExisting(prefix);
+      if (base === undefined) return [];
+      const keys: string[] = [];
+      // Directories are walked as they are (symlinked ones are not followed); each key is checked
+      // again (real path inside the root) when it is fetched or described.
+      const walk = async (dir: string, keyDir: string): Promise<void> => {
+        signal?.throwIfAborted();
+        const entries = await readdir(dir, { withFileTypes: true }).catch((error: unknown) => {
+          if (MISSING.has(errnoCode(error) ?? "")) return [];
+          throw accessError(keyDir, error);
+        });
+        for (const entry of entries) {
+          if (entry.name.startsWith(".")) continue;
+          const key = `${keyDir}/${entry.name}`;
+          if (entry.isDirectory()) await walk(path.join(dir, entry.name), key);
+          else if ((entry.isFile() || entry.isSymbolicLink()) && checkStorageKey(key).ok) keys.push(key);
+        }
+      };
+      if ((await stat(base)).isDirectory()) await walk(base, prefix);
+      return keys.sort();
     },
 
     async upload(

@@ -37,6 +37,11 @@ export interface Storage {
   readonly name: "local" | "gcs";
   /** Makes the object at `key` available as a local file. `dir` is a temp directory the caller owns. */
   fetch(key: string, dir: string, signal?: AbortSignal): Promise<FetchedFile>;
+  /**
+   * Keys of the objects under `prefix/` (any depth), sorted; names starting with `.` (hidden files,
+   * uploads in progress, the clip cache's default prefix) are left out. A missing prefix lists nothing.
+   */
+  list(prefix: string, signal?: AbortSignal): Promise<string[]>;
   /** Size and content hash of the object at `key`; STORAGE_NOT_FOUND when it does not exist. */
   describe(key: string, signal?: AbortSignal): Promise<ObjectDescription>;
   /** Publishes a local file at `key` atomically: readers see the old object or the whole new one. */

@@ -209,6 +209,41 @@ export function testStorageContract(options: StorageContractOptions): void {
       expect(await h.list(`${p}/`)).toEqual([]);
     });
 
+    it("lists the keys under a prefix, at any depth, sorted, without hidden names or other prefixes", async () => {
+      const p = prefix();
+      const put = (key: string) => h.put(key, Buffer.from(key));
+      for (const key of [
+        `${p}/lib/b.mp4`,
+        `${p}/lib/a.mp4`,
+        `${p}/lib/sub/c.mov`,
+        `${p}/lib/.hidden.mp4`,
+        `${p}/lib/.clip-cache/x/entry.mp4`,
+        `${p}/library/d.mp4`,
+        `${p}/other.mp4`,
+      ])
+        await put(key);
+      const expected = [`${p}/lib/a.mp4`, `${p}/lib/b.mp4`, `${p}/lib/sub/c.mov`];
+      expect(await h.storage.list(`${p}/lib`)).toEqual(expected);
+      expect(await h.storage.list(`${p}/lib/`)).toEqual(expected);
+      expect(await h.storage.list(`${p}/lib/sub`)).toEqual([`${p}/lib/sub/c.mov`]);
+      expect(await h.storage.list(`${p}/nothing-here`)).toEqual([]);
+      // An upload in progress or finished shows up only whole.
+      const file = await localFile(Buffer.from("new"));
+      await h.storage.upload(file, `${p}/lib/e.mp4`, { contentType: "video/mp4", metadata: {} });
+      expect(await h.storage.list(`${p}/lib`)).toEqual([
+        ...expected.slice(0, 2),
+        `${p}/lib/e.mp4`,
+        expected[2],
+      ]);
+    });
+
+    it("refuses a hostile prefix to list", async () => {
+      for (const bad of ["../secret", "/etc", "clips/../..", "http://example.com/x"]) {
+        const error = await expectJobError(h.storage.list(bad));
+        expect(error.code).toBe("STORAGE_DENIED");
+      }
+    });
+
     it.each(HOSTILE_KEYS)("refuses the key %j in every operation, touching nothing", async (key) => {
       const dir = await scratch();
       const file = await localFile(Buffer.from("x"));
