@@ -11,6 +11,7 @@ export interface CliOptions {
 }
 
 export const USAGE = `Usage: video-assembly-job [--blueprint FILE] [--check | --dry-run] [--json]
+       video-assembly-job warm-cache --prefix KEY_PREFIX [--resolution WxH] [--fps N] [--shards N]
 
 Assembles one choreography video from a blueprint (BLUEPRINT_JSON or --blueprint FILE),
 configured by environment variables (see README). Exit codes: 0 success or already completed,
@@ -22,7 +23,9 @@ Options:
   --dry-run         also fetch and probe the inputs, print the render plan and FFmpeg commands; encode nothing
   --json            with --check or --dry-run: print one JSON object on stdout (logs go to stderr)
   --version         print the version
-  -h, --help        show this help`;
+  -h, --help        show this help
+
+warm-cache normalises a clip library into the clip cache ahead of jobs (warm-cache --help).`;
 
 /** argv (without node and script) → options; throws a TypeError with a usable message on bad usage. */
 export function parseCli(argv: readonly string[]): CliOptions {

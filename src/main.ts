@@ -7,6 +7,7 @@ import { coerceError, JobError } from "./errors.js";
 import { inspect } from "./job/inspect.js";
 import { createProgressBar, type ProgressBar } from "./job/progress-bar.js";
 import { jobDependencies, runJob } from "./job/run.js";
+import { warmCacheMain } from "./job/warm-cache-cli.js";
 import { createLogger, type Logger } from "./log.js";
 
 /** After a signal, the job has this long to record the failure and clean up (SPEC §6: exit within 5 s). */
@@ -57,6 +58,13 @@ function onSignals(controller: AbortController, logger: Logger): void {
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv[0] === "warm-cache") {
+    // Pre-warming the clip cache: its own arguments and exit codes (src/job/warm-cache-cli.ts).
+    const controller = new AbortController();
+    return warmCacheMain(argv.slice(1), readEnvironment(), controller.signal, (logger) =>
+      onSignals(controller, logger),
+    );
+  }
   let options: ReturnType<typeof parseCli>;
   try {
     options = parseCli(argv);
