@@ -17,5 +17,9 @@ export function createStorage(config: Config, logger: Logger): Storage {
     });
   }
   logger.debug({ root: config.localStorageRoot }, "Storage: local directory");
-  return createLocalStorage({ root: config.localStorageRoot });
+  return createLocalStorage({
+    root: config.localStorageRoot,
+    // Content hashes of unchanged sources are kept beside the clip cache (docs/decisions/clip-cache.md).
+    ...(config.clipCache ? { hashMemoPrefix: config.clipCachePrefix } : {}),
+  });
 }

@@ -1,6 +1,18 @@
 import { createHash, randomUUID } from "node:crypto";
 import { constants, createReadStream } from "node:fs";
-import { copyFile, mkdir, open, readdir, realpath, rename, rm, stat } from "node:fs/promises";
+import {
+  copyFile,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { checkStorageKey } from "../blueprint/paths.js";
 import { JobError } from "../errors.js";
@@ -10,6 +22,24 @@ import type { FetchedFile, ObjectDescription, Storage, UploadOptions } from "./s
 export interface LocalStorageOptions {
   /** Directory every key is relative to (LOCAL_STORAGE_ROOT). Resolved against the current directory. */
   root: string;
+  /**
+   * A key prefix (the clip cache's) under which `describe` keeps a memo of content hashes: key →
+   * sha256, trusted only while the file's device, inode, size, mtime and ctime are all unchanged
+   * (docs/decisions/clip-cache.md, "Source-hash memo"). Unset: every `describe` hashes the file.
+   */
+  hashMemoPrefix?: string;
+}
+
+/** What a memo file records: the hash, and the file's identity when it was hashed. */
+interface HashMemo {
+  version: 1;
+  key: string;
+  dev: string;
+  ino: string;
+  size: string;
+  mtimeNs: string;
+  ctimeNs: string;
+  hash: string;
 }
 
 const DRIVER_NAME = "local";
@@ -33,6 +63,10 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
     throw new JobError("Local storage needs a root directory", { code: "STORAGE_ERROR" });
   }
   const root = path.resolve(options.root);
+  const memoPrefix =
+    options.hashMemoPrefix === undefined
+      ? undefined
+      : assertStorageKey(options.hashMemoPrefix.replace(/\/+$/, ""));
   let rootReal: Promise<string> | undefined;
 
   const realRoot = () => {
@@ -106,13 +140,36 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
     return { path: real, bytes: info.size, residence: "original" };
   };
 
-  return {
+  const storage: Storage = {
     name: DRIVER_NAME,
 
     fetch: fetchFile,
 
     async describe(rawKey: string, signal?: AbortSignal): Promise<ObjectDescription> {
       const file = await fetchFile(rawKey, "", signal);
+      const key = assertStorageKey(rawKey);
+      const before = memoPrefix === undefined ? undefined : await identity(file.path);
+      const memoKey =
+        memoPrefix === undefined
+          ? undefined
+          : `${memoPrefix}/hash-memo/${createHash("sha256").update(key).digest("hex")}.json`;
+      // Read and written like any key: inside the root, symlinks checked.
+      const memoFile =
+        memoKey === undefined ? undefined : await resolveExisting(memoKey).catch(() => undefined);
+      if (memoFile !== undefined && before !== undefined) {
+        const memo = await readFile(memoFile, "utf8")
+          .then((text) => JSON.parse(text) as Partial<HashMemo>)
+          .catch(() => undefined);
+        if (
+          memo?.version === 1 &&
+          memo.key === key &&
+          typeof memo.hash === "string" &&
+          /^sha256-[0-9a-f]{64}$/.test(memo.hash) &&
+          sameIdentity(memo, before)
+        ) {
+          return { bytes: file.bytes, hash: memo.hash };
+        }
+      }
       const hash = createHash("sha256");
       try {
         for await (const chunk of createReadStream(file.path, signal === undefined ? {} : { signal })) {
@@ -120,9 +177,22 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
         }
       } catch (error) {
         if (signal?.aborted) throw signal.reason;
-        throw accessError(assertStorageKey(rawKey), error);
+        throw accessError(key, error);
       }
-      return { bytes: file.bytes, hash: `sha256-${hash.digest("hex")}` };
+      const description = { bytes: file.bytes, hash: `sha256-${hash.digest("hex")}` };
+      if (memoKey !== undefined && before !== undefined) {
+        // Recorded only if the file did not change while it was read; best effort.
+        const after = await identity(file.path);
+        if (after !== undefined && sameIdentity(before, after)) {
+          const memo: HashMemo = { version: 1, key, ...before, hash: description.hash };
+          const temp = path.join(os.tmpdir(), `hash-memo-${randomUUID()}.json`);
+          await writeFile(temp, JSON.stringify(memo))
+            .then(() => storage.upload(temp, memoKey, { contentType: "application/json", metadata: {} }))
+            .catch(() => {})
+            .finally(() => rm(temp, { force: true }).catch(() => {}));
+        }
+      }
+      return description;
     },
 
     async list(rawPrefix: string, signal?: AbortSignal): Promise<string[]> {
@@ -199,6 +269,32 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
       return `file://${path.join(root, assertStorageKey(rawKey))}`;
     },
   };
+  return storage;
+}
+
+type Identity = Pick<HashMemo, "dev" | "ino" | "size" | "mtimeNs" | "ctimeNs">;
+
+/** The file's identity as the memo records it (nanosecond times: a rewrite within the same ms still differs). */
+async function identity(file: string): Promise<Identity | undefined> {
+  const st = await stat(file, { bigint: true }).catch(() => undefined);
+  if (st === undefined) return undefined;
+  return {
+    dev: String(st.dev),
+    ino: String(st.ino),
+    size: String(st.size),
+    mtimeNs: String(st.mtimeNs),
+    ctimeNs: String(st.ctimeNs),
+  };
+}
+
+function sameIdentity(a: Partial<Identity>, b: Identity): boolean {
+  return (
+    a.dev === b.dev &&
+    a.ino === b.ino &&
+    a.size === b.size &&
+    a.mtimeNs === b.mtimeNs &&
+    a.ctimeNs === b.ctimeNs
+  );
 }
 
 function accessError(key: string, error: unknown): JobError {

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import {
   lstat,
   mkdir,
@@ -6,8 +7,11 @@ import {
   readdir,
   readFile,
   realpath,
+  rename,
   rm,
+  stat,
   symlink,
+  utimes,
   writeFile,
 } from "node:fs/promises";
 import os from "node:os";
@@ -241,5 +245,75 @@ describe("local storage as the API's data directory (SPEC §3.2)", () => {
       "moves[0].video_path",
       "output_config.output_path",
     ]);
+  });
+});
+
+describe("local storage: the source-hash memo", () => {
+  let root: string;
+  const sha = (data: string) => `sha256-${createHash("sha256").update(data).digest("hex")}`;
+  const memoFiles = async () =>
+    (await readdir(path.join(root, ".cache/hash-memo")).catch(() => [] as string[])).filter((f) =>
+      f.endsWith(".json"),
+    );
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), "storage-memo-"));
+    await mkdir(path.join(root, "clips"));
+    await writeFile(path.join(root, "clips/a.mp4"), "aaaa");
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it("records a hash and serves it while the file is unchanged", async () => {
+    const storage = createLocalStorage({ root, hashMemoPrefix: ".cache" });
+    expect(await storage.describe("clips/a.mp4")).toEqual({ bytes: 4, hash: sha("aaaa") });
+    const [memo] = await memoFiles();
+    expect(memo).toBeDefined();
+    // Proof that a hit does not read the file: a memo with another hash (same identity) is served as is.
+    const file = path.join(root, ".cache/hash-memo", memo!);
+    const forged = { ...JSON.parse(await readFile(file, "utf8")), hash: sha("forged") };
+    await writeFile(file, JSON.stringify(forged));
+    expect((await storage.describe("clips/a.mp4")).hash).toBe(sha("forged"));
+    // Without the memo prefix nothing is memoised.
+    expect((await createLocalStorage({ root }).describe("clips/a.mp4")).hash).toBe(sha("aaaa"));
+  });
+
+  it("is not trusted once the file changed, even with its size and mtime put back (ctime, inode)", async () => {
+    const storage = createLocalStorage({ root, hashMemoPrefix: ".cache" });
+    const file = path.join(root, "clips/a.mp4");
+    await storage.describe("clips/a.mp4");
+    const { mtime } = await stat(file);
+    // Rewritten in place, same size, mtime restored: only ctime tells.
+    await writeFile(file, "bbbb");
+    await utimes(file, mtime, mtime);
+    expect((await storage.describe("clips/a.mp4")).hash).toBe(sha("bbbb"));
+    // Replaced by rename (new inode), same size, mtime restored.
+    await writeFile(path.join(root, "clips/new.tmp"), "cccc");
+    await utimes(path.join(root, "clips/new.tmp"), mtime, mtime);
+    await rename(path.join(root, "clips/new.tmp"), file);
+    expect((await storage.describe("clips/a.mp4")).hash).toBe(sha("cccc"));
+    // A memo recorded for one key is not used for another with the same bytes' identity.
+    await writeFile(path.join(root, "clips/b.mp4"), "dddd");
+    expect((await storage.describe("clips/b.mp4")).hash).toBe(sha("dddd"));
+    expect(await memoFiles()).toHaveLength(2);
+  });
+
+  it("ignores a memo that is garbage, and never writes it through a symlink out of the root", async () => {
+    const outside = await mkdtemp(path.join(os.tmpdir(), "storage-memo-outside-"));
+    try {
+      await symlink(outside, path.join(root, ".cache"));
+      const storage = createLocalStorage({ root, hashMemoPrefix: ".cache" });
+      expect((await storage.describe("clips/a.mp4")).hash).toBe(sha("aaaa"));
+      expect(await readdir(outside)).toEqual([]);
+    } finally {
+      await rm(outside, { recursive: true, force: true });
+    }
+    await rm(path.join(root, ".cache"));
+    await mkdir(path.join(root, ".cache/hash-memo"), { recursive: true });
+    const storage = createLocalStorage({ root, hashMemoPrefix: ".cache" });
+    await storage.describe("clips/a.mp4");
+    const [memo] = await memoFiles();
+    await writeFile(path.join(root, ".cache/hash-memo", memo!), "{not json");
+    expect((await storage.describe("clips/a.mp4")).hash).toBe(sha("aaaa"));
   });
 });
