@@ -18,6 +18,7 @@ import { planAssemblySteps, planSteps } from "../media/steps.js";
 import type { Storage } from "../storage/storage.js";
 import { clipCacheApplies, prepareCachedInputs } from "./clip-cache.js";
 import { prepareInputs } from "./inputs.js";
+import { type SongCacheUse, useSongCache } from "./song-cache.js";
 import { progressWithin } from "./stages.js";
 
 export interface PreparedRender {
@@ -32,6 +33,8 @@ export interface PreparedRender {
   steps: RenderSteps;
   /** What the render encodes and what it stream-copies, in timeline order (for the output check). */
   pieces: OutputPiece[];
+  /** The encoded-song cache (clip cache only): on a hit the song's encode is not among the steps. */
+  songCache?: SongCacheUse;
   /** Where the render writes the final file. */
   output: string;
   /** Where the render writes its pieces. */
@@ -99,7 +102,24 @@ export async function prepareRender(
       output,
     });
     const pieces = assemblyOutputPieces(items, cached.entries);
-    return { plan, clipCache: true, builds: cached.builds, steps, pieces, output, renderDir };
+    // The encoded song, cached like clips (docs/decisions/clip-cache.md): a hit drops the song's encode.
+    const songCache = await useSongCache(plan, steps, storage, {
+      prefix: config.clipCachePrefix,
+      workDir,
+      logger,
+      signal,
+      ffprobePath: config.ffprobePath,
+    });
+    return {
+      plan,
+      clipCache: true,
+      builds: cached.builds,
+      steps: songCache.steps,
+      pieces,
+      songCache,
+      output,
+      renderDir,
+    };
   }
   const prepared = await prepareInputs(blueprint, storage, workDir, {
     config,

@@ -321,6 +321,8 @@ async function render(
     pieces: prepared.pieces,
     decode: config.verifyDecode,
   });
+  // A freshly encoded song is stored for later jobs once the output is verified (best effort).
+  await prepared.songCache?.publish();
   logger.info(
     { ...output, render_seconds: Math.round(renderSeconds * 100) / 100 },
     "Video assembled and verified",
