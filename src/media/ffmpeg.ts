@@ -269,6 +269,8 @@ export interface RunFfprobeOptions {
   ffprobePath?: string;
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** Largest output accepted, in bytes (default 64 MiB; packet listings of long videos need more). */
+  maxBuffer?: number;
 }
 
 export interface FfprobeFailure {
@@ -305,7 +307,7 @@ function spawnFfprobe(
       limited.file,
       limited.args,
       {
-        maxBuffer: 64 * 1024 * 1024,
+        maxBuffer: options.maxBuffer ?? 64 * 1024 * 1024,
         timeout: options.timeoutMs ?? PROBE_TIMEOUT_MS,
         killSignal: "SIGKILL",
         signal: options.signal,

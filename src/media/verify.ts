@@ -121,12 +121,17 @@ export async function verifyOutput(
       ...(hashes ? ["-show_data_hash", "SHA256"] : []),
       "-show_entries",
       `stream=index,codec_type,codec_name,width,height,duration,avg_frame_rate,r_frame_rate,time_base${hashes ? ",extradata_hash" : ""}:stream_tags=DURATION:format=duration:packet=stream_index,pts,dts,flags${hashes ? ",data_hash" : ""}`,
+      // One line per packet (the default pretty JSON is twice the size).
+      "-print_format",
+      "json=compact=1",
       ...pinnedInput(file, DEMUXERS[plan.format]),
     ],
     {
       ffprobePath: options.ffprobePath,
       signal: options.signal,
-      timeoutMs: 120_000,
+      timeoutMs: 120_000 + 20 * plan.totalFrames,
+      // Every video packet and ≤ 50 audio packets a second, ≈ 150 bytes each with a hash (×2 margin).
+      maxBuffer: 16 * 1024 * 1024 + Math.ceil(plan.totalFrames + 50 * plan.duration) * 300,
     },
   );
   if (!probe.ok) throw fail([`it cannot be read (${probe.reason})`]);
