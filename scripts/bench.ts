@@ -103,6 +103,7 @@ async function runJob(
   blueprint: Record<string, unknown>,
   extraEnv: Record<string, string> = {},
   cpuCount: number | undefined = pinned,
+  stdoutFile?: string,
 ) {
   const file = path.join(runDir, `${tag}.json`);
   await writeFile(file, JSON.stringify(blueprint));
@@ -124,6 +125,7 @@ async function runJob(
     env,
     tempDir: tmp,
     cpus: cpuCount,
+    ...(stdoutFile === undefined ? {} : { stdoutFile }),
   });
 }
 
@@ -316,7 +318,10 @@ type Variant = {
   env?: Record<string, string>;
   before?: () => Promise<unknown>;
   cpus?: number;
+  /** Keep this run's info logs for the profile below the table. */
+  profile?: boolean;
 };
+const profileLog = path.join(runDir, "profile-1cpu.jsonl");
 const crossfadeVariants: Variant[] = [
   { label: "warm cache (all levers)" },
   { label: "warm, full decode check (VERIFY_DECODE=full)", env: NO_FULL_DECODE },
@@ -327,7 +332,7 @@ const crossfadeVariants: Variant[] = [
     env: NO_FULL_DECODE,
     before: () => Promise.all([dropSongCache(), dropHashMemo()]),
   },
-  { label: "warm, one pinned vCPU (all levers)", cpus: 1 },
+  { label: "warm, one pinned vCPU (all levers)", cpus: 1, profile: true },
   {
     label: "warm, one pinned vCPU, no lever",
     env: NO_FULL_DECODE,
@@ -406,6 +411,46 @@ const bound: Measurement = {
 };
 results.push({ ...bound, verified: "" });
 
+/** Where the profiled warm run spent its time, from its own logs (stage durations, render, output check). */
+async function profileSection(): Promise<string> {
+  const text = await readFile(profileLog, "utf8").catch(() => "");
+  const logs = text
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  if (logs.length === 0) return "";
+  const stage = (name: string) =>
+    Number(logs.find((l) => l["message"] === "Stage " + name + " done")?.["duration_ms"] ?? Number.NaN) /
+    1000;
+  const verified = logs.find((l) => l["message"] === "Video assembled and verified") ?? {};
+  const total = Number(logs.find((l) => l["message"] === "Job completed successfully")?.["total_seconds"]);
+  const render = Number(verified["render_seconds"]);
+  const check = Number(verified["check_seconds"]);
+  const rows = [
+    ["validation + task row", stage("validation")],
+    ["workspace", stage("assembling")],
+    ["cache lookups (hash, verify entries), song lookup", stage("fetching")],
+    ["render: re-encoded windows, cut-ins, holds + join", render],
+    [
+      `output check (packets; ${String(verified["check_decoded_frames"])} of ${expectedFrames} frames decoded)`,
+      check,
+    ],
+    ["upload", stage("uploading")],
+    ["job total (in-process)", total],
+  ] as const;
+  return `
+### Profile: warm, ${moveCount - 1} crossfades, one pinned vCPU (all levers)
+
+From the run's own logs (song ${verified["song_cached"] === true ? "from the cache" : "encoded"}); the wall
+time above also counts starting Node and the embedded database.
+
+| part | s |
+|---|---|
+${rows.map(([name, seconds]) => `| ${name} | ${Number.isFinite(seconds) ? seconds.toFixed(2) : "–"} |`).join("\n")}
+`;
+}
+const profile = await profileSection();
+
 const ffmpegVersion = execFileSync("ffmpeg", ["-version"], { encoding: "utf8" }).split("\n")[0] ?? "";
 const cpuModel = cpus()[0]?.model ?? "unknown CPU";
 const ratio = (value: number, base: number) => (base > 0 ? `${(value / base).toFixed(2)}×` : "–");
@@ -441,7 +486,7 @@ ${rows.join("\n")}
   clip at a time: its rate is the throughput per Cloud Run task; N tasks warm N times as many.
 - RSS is summed over the whole process tree (sampled every 100 ms); temp is the bytes in the run's temp
   directory; CPU s is user+system time of the whole tree.
-`;
+${profile}`;
 // Sections below the marker are kept (one-vCPU figures measured separately, see BENCHMARKS.md).
 const outFile = path.resolve(root, values.out);
 const previous = await readFile(outFile, "utf8").catch(() => "");

@@ -4,7 +4,7 @@
  * the tree (sampled from /proc), and peak bytes in a temp directory (sampled).
  */
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 
 export interface Measurement {
@@ -32,6 +32,8 @@ export interface MeasureOptions {
   tempDir?: string;
   /** Pin the tree to these many cores (taskset). */
   cpus?: number;
+  /** Keep the command's stdout (e.g. JSON logs) in this file; discarded otherwise. */
+  stdoutFile?: string;
   sampleMs?: number;
 }
 
@@ -118,11 +120,13 @@ export function measure(options: MeasureOptions): Promise<Measurement> {
       ? ["bash", bashArgs]
       : ["taskset", ["-c", `0-${options.cpus - 1}`, "bash", ...bashArgs]];
   const started = performance.now();
+  const stdoutFd = options.stdoutFile === undefined ? undefined : openSync(options.stdoutFile, "w");
   const child = spawn(file, args, {
     cwd: options.cwd,
     env: options.env ?? process.env,
-    stdio: ["ignore", "ignore", "pipe", "pipe"],
+    stdio: ["ignore", stdoutFd ?? "ignore", "pipe", "pipe"],
   });
+  if (stdoutFd !== undefined) closeSync(stdoutFd);
   let stderr = "";
   let times = "";
   child.stderr?.setEncoding("utf8").on("data", (chunk: string) => {

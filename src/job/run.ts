@@ -11,7 +11,7 @@ import { MAX_RENDER_CONCURRENCY, readGrantedCpus } from "../cpus.js";
 import { coerceError, errorLogFields, JobError, type Stage } from "../errors.js";
 import type { Logger } from "../log.js";
 import { renderSteps } from "../media/render.js";
-import { type VerifiedOutput, verifyOutput } from "../media/verify.js";
+import { type VerifiedOutput, type VerifyReport, verifyOutput } from "../media/verify.js";
 import { createStorage } from "../storage/index.js";
 import { contentTypeFor } from "../storage/keys.js";
 import type { Storage } from "../storage/storage.js";
@@ -311,6 +311,13 @@ async function render(
       });
     },
   });
+  const check: VerifyReport = {
+    decodedFrames: 0,
+    decodeRanges: 0,
+    packetsChecked: 0,
+    copiedFramesMatched: 0,
+  };
+  const checkStarted = performance.now();
   const output = await verifyOutput(prepared.output, plan, {
     ffprobePath: config.ffprobePath,
     ffmpegPath: config.ffmpegPath,
@@ -320,11 +327,20 @@ async function render(
     // What the renderer encoded and copied: only the former and the joins are decoded.
     pieces: prepared.pieces,
     decode: config.verifyDecode,
+    report: check,
   });
+  const checkSeconds = (performance.now() - checkStarted) / 1000;
   // A freshly encoded song is stored for later jobs once the output is verified (best effort).
   await prepared.songCache?.publish();
   logger.info(
-    { ...output, render_seconds: Math.round(renderSeconds * 100) / 100 },
+    {
+      ...output,
+      render_seconds: Math.round(renderSeconds * 100) / 100,
+      check_seconds: Math.round(checkSeconds * 100) / 100,
+      check_decoded_frames: check.decodedFrames,
+      check_copied_frames: check.copiedFramesMatched,
+      song_cached: prepared.songCache?.hit ?? false,
+    },
     "Video assembled and verified",
   );
   throwIfAborted(signal);
