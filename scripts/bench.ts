@@ -356,7 +356,8 @@ for (const transition of ["crossfade", "cut"] as const) {
   record(await runJob(`${label}, cold`, `${transition}-cold`, blueprint), path.join(workload.root, output));
   const coldCopy = path.join(runDir, `${transition}-cold.mp4`);
   await rename(path.join(workload.root, output), coldCopy).catch(() => {});
-  const variants = transition === "crossfade" ? crossfadeVariants : [{ label: "warm cache (all levers)" }];
+  const variants: Variant[] =
+    transition === "crossfade" ? crossfadeVariants : [{ label: "warm cache (all levers)" }];
   for (const [i, variant] of variants.entries()) {
     await variant.before?.();
     const again = { ...blueprint, task_id: `bench-${transition}-warm${i}-${runId}` };
@@ -366,8 +367,9 @@ for (const transition of ["crossfade", "cut"] as const) {
         `${label}, ${variant.label}`,
         `${transition}-warm${i}`,
         again,
-        variant.env ?? {},
+        { ...(variant.env ?? {}), ...(variant.profile === true ? { LOG_LEVEL: "info" } : {}) },
         variant.cpus ?? pinned,
+        variant.profile === true ? profileLog : undefined,
       ),
       path.join(workload.root, output),
     );
