@@ -86,6 +86,29 @@ export interface EntryMeta {
   frames: number;
   bytes: number;
   sha256: string;
+  /**
+   * What the probe found when the entry was built: its packets' payload hashes and its SPS/PPS hash.
+   * With them a lookup whose sha256 matches needs no probe (the bytes are the ones probed); sidecars
+   * written before they existed are probed as before.
+   */
+  packetHashes?: string[];
+  extradataHash?: string;
+}
+
+/** The build-time probe recorded in a sidecar, when it is complete and consistent with it. */
+export function recordedProbe(
+  meta: EntryMeta,
+): { frames: number; packetHashes: string[]; extradataHash: string } | undefined {
+  const hashes = meta.packetHashes;
+  if (
+    !Array.isArray(hashes) ||
+    hashes.length !== meta.frames ||
+    !hashes.every((h) => typeof h === "string" && h.startsWith("SHA256:")) ||
+    typeof meta.extradataHash !== "string"
+  ) {
+    return undefined;
+  }
+  return { frames: meta.frames, packetHashes: hashes, extradataHash: meta.extradataHash };
 }
 
 /** Whether this job uses the cache: CLIP_CACHE on and a codec the cache serves (`cacheSupportsCodec`). */
@@ -422,6 +445,13 @@ async function prepare(
       }
       if (fetched.bytes !== meta.bytes) return reject(`size ${fetched.bytes}, expected ${meta.bytes}`);
       if ((await sha256File(fetched.path, signal)) !== meta.sha256) return reject("checksum mismatch");
+      // The very bytes that were probed when the entry was built: what that probe found holds.
+      const recorded = recordedProbe(meta);
+      if (recorded !== undefined) {
+        entries.set(key, { file: fetched.path, ...recorded });
+        stats.hits += 1;
+        return;
+      }
       const probed = await probeEntry(fetched.path, profile, probeOptions);
       if ("reason" in probed) return reject(probed.reason);
       if (probed.frames !== meta.frames) return reject(`${probed.frames} frames, expected ${meta.frames}`);
@@ -499,6 +529,8 @@ async function prepare(
       frames: probed.frames,
       bytes,
       sha256: await sha256File(file, signal),
+      packetHashes: probed.packetHashes,
+      ...(probed.extradataHash === undefined ? {} : { extradataHash: probed.extradataHash }),
     };
     const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
     // Entry first, sidecar last: a reader never finds a sidecar without its entry.

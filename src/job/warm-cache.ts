@@ -30,6 +30,7 @@ import {
   type EntryMeta,
   probeEntry,
   readJson,
+  recordedProbe,
   sha256File,
   validInfo,
   validMeta,
@@ -320,6 +321,8 @@ export async function warmCache(
       frames: probed.frames,
       bytes: (await stat(file)).size,
       sha256: await sha256File(file, signal),
+      packetHashes: probed.packetHashes,
+      ...(probed.extradataHash === undefined ? {} : { extradataHash: probed.extradataHash }),
     };
     // Entry first, sidecar last: a reader never finds a sidecar without its entry.
     await storage.upload(file, entryKey, { contentType: "video/mp4", metadata: {} }, signal);
@@ -345,6 +348,17 @@ export async function warmCache(
         if ("reason" in probedEntry) return probedEntry.reason;
         if (probedEntry.frames !== meta.frames)
           return `${probedEntry.frames} frames, expected ${meta.frames}`;
+        if (recordedProbe(meta) === undefined && probedEntry.extradataHash !== undefined) {
+          // A sidecar from before probes were recorded: record this one, so jobs need not probe.
+          const upgraded: EntryMeta = {
+            ...meta,
+            packetHashes: probedEntry.packetHashes,
+            extradataHash: probedEntry.extradataHash,
+          };
+          const metaFile = path.join(dir, "upgraded.json");
+          await writeFile(metaFile, JSON.stringify(upgraded));
+          await storage.upload(metaFile, metaKey, { contentType: "application/json", metadata: {} }, signal);
+        }
         return undefined;
       } finally {
         if (storage.name !== "local") await rm(fetched.path, { force: true });
