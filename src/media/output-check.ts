@@ -149,8 +149,8 @@ export function checkPackets(
 }
 
 /**
- * The frame ranges to decode: every encoded piece and `margin` frames either side of every join
- * (between any two pieces), merged where they touch. Each range is later widened back to the keyframe
+ * The frame ranges to decode: every encoded piece, `margin` frames either side of every join
+ * (between any two pieces) and at the video's start and end, merged where they touch. Each range is later widened back to the keyframe
  * at or before its start, so the decoder starts clean.
  */
 export function decodeRanges(
@@ -165,6 +165,8 @@ export function decodeRanges(
     if (piece.encoded) raw.push({ from: piece.startFrame, to: piece.startFrame + piece.frames });
     if (i > 0) raw.push({ from: clamp(piece.startFrame - margin), to: clamp(piece.startFrame + margin) });
   });
+  // The video's first and last frames are boundaries too (and a video of one copied piece still has them).
+  raw.push({ from: 0, to: clamp(margin) }, { from: clamp(totalFrames - margin), to: totalFrames });
   raw.sort((a, b) => a.from - b.from);
   const merged: FrameRange[] = [];
   for (const range of raw) {

@@ -284,7 +284,7 @@ export async function verifyOutput(
         ),
         label: whole
           ? "decoding the rendered video to check it"
-          : "decoding the encoded parts and joins of the video to check it",
+          : "decoding the rendered video (the parts this job encoded and every join) to check it",
       }).catch((err: unknown) => {
         if (err instanceof JobError && err.code === "FFMPEG_FAILED") {
           throw fail([`it does not decode cleanly (${err.message})`], err.details);

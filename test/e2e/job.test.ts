@@ -361,7 +361,8 @@ describe("CLI modes", () => {
       total_frames: 90,
       clip_cache: true,
     });
-    expect(report.commands.length).toBeGreaterThan(3);
+    // The two transition windows and the join at least (the song's encode is cached by the earlier runs).
+    expect(report.commands.length).toBeGreaterThanOrEqual(3);
     for (const command of report.commands) expect(command[0]).toBe("ffmpeg");
     expect(report.commands.some((command) => command.includes("-filter_complex"))).toBe(true);
     expect(existsSync(path.join(root, "output"))).toBe(false);
@@ -463,7 +464,8 @@ describe("--dry-run prints what a run executes", () => {
       const real = await run(env);
       expect(real.code).toBe(0);
       const executed = rendered(real.logs);
-      expect(executed.length).toBeGreaterThan(3);
+      // Two transition windows and the join at least (warm: the song's encode comes from the cache).
+      expect(executed.length).toBeGreaterThanOrEqual(3);
       expect(report.commands.map((command) => normalise(command.slice(1))).sort()).toEqual(executed);
       if (cache === "on") {
         // Warm: move bodies are stream-copied out of the entries, nothing is normalised again.

@@ -93,6 +93,11 @@ describe("packet-level output check", () => {
       { from: 0, to: 18 },
       { from: 42, to: 60 },
     ]);
+    // One copied piece: its start and end are still decoded.
+    expect(decodeRanges([{ startFrame: 0, frames: 60, encoded: false }], 60, 3)).toEqual([
+      { from: 0, to: 3 },
+      { from: 57, to: 60 },
+    ]);
     const keyframes = Array.from({ length: 60 }, (_, n) => n % 15 === 0);
     expect(fromKeyframes(ranges, keyframes)).toEqual([
       { from: 0, to: 18 },
