@@ -1,4 +1,5 @@
-import { createReadStream, createWriteStream } from "node:fs";
+import { once } from "node:events";
+import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
@@ -224,6 +225,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
           guardStall(stallTimeoutMs, signal, async (attemptSignal, touch) => {
             // A failed attempt's bytes never survive into the next one.
             await rm(partial, { force: true });
+            let sink: WriteStream | undefined;
             try {
               // Checksum and size come from the object's metadata and the download is pinned to
               // that generation, so a concurrent overwrite cannot mix two versions. The check is
@@ -246,7 +248,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
               });
               // Objects stored gzip are served decompressed: only the SDK can check those.
               const source = file.createReadStream({ validation: gzipped ? "crc32c" : false });
-              const sink = createWriteStream(partial);
+              sink = createWriteStream(partial);
               await pipeline(source, hash, sink, { signal: attemptSignal });
               if (!gzipped) {
                 const sizeOk = metadata.size === undefined || Number(metadata.size) === received;
@@ -257,6 +259,9 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
                 }
               }
             } catch (error) {
+              // A sink destroyed while its file was still opening creates the file afterwards: wait
+              // for it to close, or the removal below runs first and a `.part` file is left behind.
+              if (sink !== undefined && !sink.closed) await once(sink, "close").catch(() => {});
               await rm(partial, { force: true });
               throw error;
             }
