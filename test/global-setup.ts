@@ -1,6 +1,15 @@
+import type { TestProject } from "vitest/node";
 import { buildCli } from "./e2e/build.js";
+import { startSharedPostgres } from "./helpers/postgres.js";
 
-/** End-to-end tests run the built CLI (`node dist/main.js`): build it once, before any test file starts. */
-export default function setup(): void {
+/**
+ * Before any test file starts: build the CLI once (end-to-end tests run `node dist/main.js`, as the
+ * container does), and start one PostgreSQL whose template database each test file clones
+ * (test/helpers/postgres.ts).
+ */
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   buildCli();
+  const postgres = await startSharedPostgres();
+  project.provide("sharedPostgres", postgres.shared);
+  return () => postgres.stop();
 }

@@ -51,7 +51,7 @@ const LONG_CONFIG = {
 };
 
 beforeAll(async () => {
-  h = await startHarness("hardening-faults");
+  h = await startHarness("hardening-faults", { privateServer: true });
   // The emulator keeps blobs under os.tmpdir()/firebase: a private TMPDIR keeps other suites'
   // emulators from deleting ours (and ours from deleting theirs).
   emulatorTmp = mkdtempSync(path.join(os.tmpdir(), "hardening-emulator-"));

@@ -53,11 +53,15 @@ export interface Harness {
 
 export const USER_ID = 42;
 
-export async function startHarness(prefix: string): Promise<Harness> {
+/** `privateServer`: a PostgreSQL of the harness's own, for tests that stop and start it. */
+export async function startHarness(
+  prefix: string,
+  options: { privateServer?: boolean } = {},
+): Promise<Harness> {
   const password = `Hardening-Secret-${randomBytes(9).toString("hex")}`;
   const root = mkdtempSync(path.join(os.tmpdir(), `${prefix}-root-`));
   const tmp = mkdtempSync(path.join(os.tmpdir(), `${prefix}-tmp-`));
-  const postgres = await startPostgres({ password });
+  const postgres = await startPostgres({ password, ...options });
   const pool = postgres.pool;
   return {
     postgres,

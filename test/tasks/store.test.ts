@@ -54,7 +54,8 @@ let storePool: pg.Pool;
 let querySpy: MockInstance<(sql: unknown, params?: unknown) => unknown>;
 
 beforeAll(async () => {
-  postgres = await startPostgres();
+  // Its own server: the fault tests stop it, and one test ends every session holding an advisory lock.
+  postgres = await startPostgres({ privateServer: true });
 });
 
 afterAll(async () => {
