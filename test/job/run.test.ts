@@ -9,8 +9,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { type JobDependencies, jobDependencies, runJob } from "../../src/job/run.js";
 import { makeClip, makeSong } from "../e2e/media.js";
+import { captureLogs } from "../helpers/log-capture.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
-import { captureLogger } from "../storage/log-capture.js";
 
 const TASK_ID = "9a1c6a4e-0000-4000-8000-0000000000r1";
 
@@ -119,7 +119,7 @@ async function row() {
 describe("runJob composed over real adapters", () => {
   it("renders and records the result, then releases storage, workspace, row writes, lock and database in reverse order", async () => {
     const releases: string[] = [];
-    const { logger, lines } = captureLogger();
+    const { logger, lines } = captureLogs();
     const outcome = await runJob(
       {
         config: config(),
@@ -149,7 +149,7 @@ describe("runJob composed over real adapters", () => {
 
   it("a failing stage records the failure once and still releases everything", async () => {
     const releases: string[] = [];
-    const { logger } = captureLogger();
+    const { logger } = captureLogs();
     const outcome = await runJob(
       {
         config: config(),
@@ -171,7 +171,7 @@ describe("runJob composed over real adapters", () => {
 
   it("a database that cannot be opened fails the run (exit 1) with nothing to release", async () => {
     const releases: string[] = [];
-    const { logger, lines } = captureLogger();
+    const { logger, lines } = captureLogs();
     const dependencies: JobDependencies = {
       ...recorded(releases),
       openTasks: () => Promise.reject(new Error("connection refused")),

@@ -11,7 +11,7 @@ import { isJobError, type JobError } from "../../src/errors.js";
 import { fetchMedia } from "../../src/storage/fetch-media.js";
 import { contentTypeFor } from "../../src/storage/keys.js";
 import type { FetchedFile, Storage } from "../../src/storage/storage.js";
-import { captureLogger } from "./log-capture.js";
+import { captureLogs } from "../helpers/log-capture.js";
 
 export interface StorageHarness {
   storage: Storage;
@@ -282,7 +282,7 @@ export function testStorageContract(options: StorageContractOptions): void {
         expect(new Set(keys).size).toBe(12);
         const counted = countingStorage(h.storage);
         const progress: { files: number; totalFiles: number; bytes: number }[] = [];
-        const { logger } = captureLogger();
+        const { logger } = captureLogs();
 
         const files = await fetchMedia(counted, keys, path.join(await scratch(), "media"), {
           concurrency: 4,
@@ -308,7 +308,7 @@ export function testStorageContract(options: StorageContractOptions): void {
         const p = prefix();
         await h.put(`${p}/clips/a.mp4`, Buffer.from("a"));
         const keys = [`${p}/clips/a.mp4`, `${p}/clips/missing.mp4`, `${p}/clips/a.mp4`];
-        const { logger } = captureLogger();
+        const { logger } = captureLogs();
         const error = await expectJobError(
           fetchMedia(h.storage, keys, path.join(await scratch(), "media"), {
             concurrency: 1,
@@ -325,7 +325,7 @@ export function testStorageContract(options: StorageContractOptions): void {
         const controller = new AbortController();
         const reason = new Error("Job terminated: SIGTERM");
         controller.abort(reason);
-        const { logger } = captureLogger();
+        const { logger } = captureLogs();
         await expect(
           fetchMedia(counted, [`${prefix()}/clips/a.mp4`], path.join(await scratch(), "media"), {
             concurrency: 2,

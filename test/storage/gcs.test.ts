@@ -13,8 +13,8 @@ import { createGcsStorage, type GcsStorageOptions } from "../../src/storage/gcs.
 import { contentTypeFor } from "../../src/storage/keys.js";
 import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.js";
 import { EMULATOR_PROJECT_ID, type GcsEmulator, startGcsEmulator } from "../helpers/gcs-emulator.js";
+import { captureLogs } from "../helpers/log-capture.js";
 import { expectJobError, sha256, testStorageContract } from "./contract.js";
-import { captureLogger } from "./log-capture.js";
 
 const BUCKET = "video-job-test";
 let emulator: GcsEmulator;
@@ -40,7 +40,7 @@ const put = async (key: string, data: Uint8Array) => {
 };
 
 function gcs(options: Partial<GcsStorageOptions> = {}) {
-  const log = captureLogger();
+  const log = captureLogs();
   const storage = createGcsStorage({
     bucket: BUCKET,
     projectId: EMULATOR_PROJECT_ID,

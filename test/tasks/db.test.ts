@@ -10,8 +10,8 @@ import { silentLogger } from "../../src/log.js";
 import { APPLICATION_NAME, createTaskTable, openDatabase } from "../../src/tasks/db.js";
 import { isRoot, postgresUserIds } from "../../src/tasks/embedded.js";
 import { createTaskStore } from "../../src/tasks/store.js";
+import { captureLogs } from "../helpers/log-capture.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
-import { captureLogs } from "./log-capture.js";
 
 const TASK_ID = "3f9e5c1a-1111-4222-8333-444455556666";
 

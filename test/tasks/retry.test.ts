@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { MAX_ATTEMPTS, withConnectionRetry } from "../../src/tasks/retry.js";
-import { captureLogs } from "./log-capture.js";
+import { captureLogs } from "../helpers/log-capture.js";
 
 const refused = () =>
   Object.assign(new Error("connect ECONNREFUSED 127.0.0.1:5432"), { code: "ECONNREFUSED" });

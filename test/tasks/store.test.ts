@@ -23,8 +23,8 @@ import {
   type TaskRow,
   type TaskStoreOptions,
 } from "../../src/tasks/store.js";
+import { captureLogs } from "../helpers/log-capture.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
-import { captureLogs } from "./log-capture.js";
 
 const TASK_ID = "0b4c1d2e-aaaa-4bbb-8ccc-0000000000a1";
 const OTHER_TASK_ID = "0b4c1d2e-aaaa-4bbb-8ccc-0000000000b2";

@@ -1,23 +1,32 @@
 import { createLogger, type Logger } from "../../src/log.js";
 
+export interface LogLine {
+  severity: string;
+  message: string;
+  [field: string]: unknown;
+}
+
 export interface CapturedLogs {
   logger: Logger;
-  lines: Record<string, unknown>[];
+  /** Every line, parsed, in order. */
+  lines: LogLine[];
   /** Every line as written (for "the password never appears" checks). */
   text(): string;
 }
 
-/** A JSON logger (with the job's redaction) whose lines land in memory. */
+/** A real JSON logger (with the job's redaction) whose lines land in memory for assertions. */
 export function captureLogs(level: "trace" | "debug" | "info" = "debug"): CapturedLogs {
   const raw: string[] = [];
-  const lines: Record<string, unknown>[] = [];
+  const lines: LogLine[] = [];
   const logger = createLogger({
     level,
     format: "json",
     destination: {
       write(chunk: string) {
         raw.push(chunk);
-        lines.push(JSON.parse(chunk) as Record<string, unknown>);
+        for (const line of chunk.split("\n")) {
+          if (line.trim() !== "") lines.push(JSON.parse(line) as LogLine);
+        }
       },
     },
   });
