@@ -4,15 +4,15 @@ import { validateBlueprint } from "../../src/blueprint/parse.js";
 import type { Blueprint, BlueprintIssue } from "../../src/blueprint/types.js";
 import type { MediaInfo } from "../../src/media/media-info.js";
 import { frameAt, planRender } from "../../src/media/plan.js";
-import { fakeInfo } from "../media/helpers.js";
 import {
   API_CLIPS,
   apiBlueprint,
   apiContractBlueprint,
+  blueprintDocument,
   DEFAULTS,
-  makeBlueprint,
+  fakeInfo,
   type TestBlueprint,
-} from "./fixtures.js";
+} from "../helpers/blueprints.js";
 
 function valid(doc: unknown): Blueprint {
   const result = validateBlueprint(doc, DEFAULTS);
@@ -45,7 +45,7 @@ function rawEnd(doc: TestBlueprint): number {
 
 describe("moves shorter than 2 frames are absorbed (SPEC §3.1)", () => {
   it("merges a 0.046 s remainder into the previous move, with a warning", () => {
-    const bp = valid(makeBlueprint([8, 0.0458]));
+    const bp = valid(blueprintDocument([8, 0.0458]));
     expect(bp.moves).toHaveLength(1);
     expect(bp.moves[0]).toMatchObject({ clip_id: "move_1", start_time: 0, transition_type: "cut" });
     expect(bp.moves[0]!.duration).toBeCloseTo(8.0458, 9);
@@ -56,7 +56,7 @@ describe("moves shorter than 2 frames are absorbed (SPEC §3.1)", () => {
   });
 
   it("merges a remainder in the middle into the previous move; the next move keeps its start and transition", () => {
-    const bp = valid(makeBlueprint([8, 0.00025, 8]));
+    const bp = valid(blueprintDocument([8, 0.00025, 8]));
     expect(bp.moves.map((move) => move.clip_id)).toEqual(["move_1", "move_3"]);
     expect(bp.moves[0]!.duration).toBeCloseTo(8.00025, 9);
     expect(bp.moves[1]).toMatchObject({ start_time: 8.00025, duration: 8, transition_type: "crossfade" });
@@ -65,7 +65,7 @@ describe("moves shorter than 2 frames are absorbed (SPEC §3.1)", () => {
   });
 
   it("merges short moves at the start into the first long one, which starts at 0 with the first transition", () => {
-    const bp = valid(makeBlueprint([0.01, 0.02, 8, 8]));
+    const bp = valid(blueprintDocument([0.01, 0.02, 8, 8]));
     expect(bp.moves.map((move) => move.clip_id)).toEqual(["move_3", "move_4"]);
     expect(bp.moves[0]).toMatchObject({ start_time: 0, transition_type: "cut" });
     expect(bp.moves[0]!.duration).toBeCloseTo(8.03, 9);
@@ -76,34 +76,34 @@ describe("moves shorter than 2 frames are absorbed (SPEC §3.1)", () => {
   });
 
   it("absorbs a move of 1e-15 s (float dust) and one whose frame span rounds to no frame", () => {
-    expect(valid(makeBlueprint([4, 1e-15, 4])).moves).toHaveLength(2);
+    expect(valid(blueprintDocument([4, 1e-15, 4])).moves).toHaveLength(2);
     // 0.05 s is 1.5 frames at 30 fps: by duration too short.
-    expect(valid(makeBlueprint([4, 0.05, 4])).moves).toHaveLength(2);
+    expect(valid(blueprintDocument([4, 0.05, 4])).moves).toHaveLength(2);
     // 0.05 s at 60 fps is 3 frames: kept.
-    const doc = makeBlueprint([4, 0.05, 4]);
+    const doc = blueprintDocument([4, 0.05, 4]);
     doc.output_config["frame_rate"] = 60;
     expect(valid(doc).moves).toHaveLength(3);
   });
 
   it("keeps a blueprint without short moves as it is, without warnings", () => {
-    const bp = valid(makeBlueprint([8, 2 / 30, 8]));
+    const bp = valid(blueprintDocument([8, 2 / 30, 8]));
     expect(bp.moves).toHaveLength(3);
     expect(bp.warnings).toEqual([]);
   });
 
   it("still rejects real structural errors: gaps of seconds, overlaps, negative times, zero durations", () => {
-    const gap = makeBlueprint([8, 0.046, 8]);
+    const gap = blueprintDocument([8, 0.046, 8]);
     gap.moves[2]!["start_time"] = 10;
     delete gap["total_duration"];
     expect(invalid(gap).map((problem) => problem.path)).toEqual(["moves[2].start_time"]);
-    const overlap = makeBlueprint([8, 8]);
+    const overlap = blueprintDocument([8, 8]);
     overlap.moves[1]!["start_time"] = 7;
     delete overlap["total_duration"];
     expect(invalid(overlap).map((problem) => problem.path)).toEqual(["moves[1].start_time"]);
-    const negative = makeBlueprint([8, 8]);
+    const negative = blueprintDocument([8, 8]);
     negative.moves[1]!["start_time"] = -8;
     expect(invalid(negative).map((problem) => problem.path)).toContain("moves[1].start_time");
-    expect(invalid(makeBlueprint([8, 0])).map((problem) => problem.path)).toEqual(["moves[1].duration"]);
+    expect(invalid(blueprintDocument([8, 0])).map((problem) => problem.path)).toEqual(["moves[1].duration"]);
   });
 });
 

@@ -3,14 +3,14 @@ import { parseBlueprint, validateBlueprint } from "../../src/blueprint/parse.js"
 import type { Blueprint, BlueprintDefaults, BlueprintIssue } from "../../src/blueprint/types.js";
 import {
   BUCKET,
+  blueprintDocument,
   DEFAULTS,
   GCS_DEFAULTS,
-  makeBlueprint,
   SEED_MANUAL_EXAMPLE,
   SEED_STRUCTURE_EXAMPLE,
   SPEC_EXAMPLE,
   type TestBlueprint,
-} from "./fixtures.js";
+} from "../helpers/blueprints.js";
 
 function valid(doc: unknown, defaults: BlueprintDefaults = DEFAULTS): Blueprint {
   const result = validateBlueprint(doc, defaults);
@@ -26,7 +26,7 @@ function invalid(doc: unknown, defaults: BlueprintDefaults = DEFAULTS): Blueprin
 }
 
 function mutated(change: (bp: TestBlueprint) => void, durations?: number[]): TestBlueprint {
-  const bp = makeBlueprint(durations);
+  const bp = blueprintDocument(durations);
   change(bp);
   return bp;
 }
@@ -101,7 +101,7 @@ describe("validateBlueprint: valid blueprints", () => {
   });
 
   it("defaults clip_id to move_<n>, 1-based", () => {
-    const doc = makeBlueprint([1, 1, 1]);
+    const doc = blueprintDocument([1, 1, 1]);
     for (const move of doc.moves) delete move["clip_id"];
     const bp = valid(doc);
     expect(bp.moves.map((move) => move.clip_id)).toEqual(["move_1", "move_2", "move_3"]);
@@ -161,7 +161,7 @@ describe("validateBlueprint: valid blueprints", () => {
       valid(mutated((doc) => (doc.output_config["output_path"] = "out/X.MKV"))).output_config.output_format,
     ).toBe("mkv");
     const webmDefaults: BlueprintDefaults = { ...DEFAULTS, output_format: "webm" };
-    expect(valid(makeBlueprint(), webmDefaults).output_config.output_format).toBe("mp4");
+    expect(valid(blueprintDocument(), webmDefaults).output_config.output_format).toBe("mp4");
   });
 
   it("chooses the natural codecs of webm when the environment's don't fit", () => {
@@ -180,7 +180,7 @@ describe("validateBlueprint: valid blueprints", () => {
       audio_codec: "libopus",
       crf: 60,
     };
-    expect(valid(makeBlueprint(), vp9).output_config).toMatchObject({
+    expect(valid(blueprintDocument(), vp9).output_config).toMatchObject({
       video_codec: "libx264",
       audio_codec: "aac",
       crf: 51,
@@ -203,7 +203,7 @@ describe("validateBlueprint: valid blueprints", () => {
   });
 
   it("accepts a move of exactly 2 frames, and 0.05 s at 60 fps", () => {
-    valid(makeBlueprint([8, 2 / 30]));
+    valid(blueprintDocument([8, 2 / 30]));
     valid(mutated((doc) => (doc.output_config["frame_rate"] = 60), [8, 0.05]));
   });
 
@@ -218,13 +218,13 @@ describe("validateBlueprint: valid blueprints", () => {
   });
 
   it("sums floating-point durations without false gaps", () => {
-    valid(makeBlueprint(Array.from({ length: 300 }, () => 0.1)));
+    valid(blueprintDocument(Array.from({ length: 300 }, () => 0.1)));
   });
 
   it("computes total_duration when it is omitted, and accepts 500 moves and an hour", () => {
     const bp = valid(mutated((doc) => delete doc["total_duration"], [1.5, 2.5]));
     expect(bp.total_duration).toBe(4);
-    valid(makeBlueprint(Array.from({ length: 500 }, () => 7.2)));
+    valid(blueprintDocument(Array.from({ length: 500 }, () => 7.2)));
   });
 
   it("accepts fractional frame rates", () => {
@@ -319,7 +319,7 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "501 moves",
-    doc: makeBlueprint(Array.from({ length: 501 }, () => 1)),
+    doc: blueprintDocument(Array.from({ length: 501 }, () => 1)),
     issues: [["moves", "expected at most 500 moves, found 501"]],
   },
   {
@@ -409,14 +409,14 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "a single move shorter than 2 frames (nothing to absorb it)",
-    doc: makeBlueprint([0.05]),
+    doc: blueprintDocument([0.05]),
     issues: [
       ["moves[0].duration", "expected at least 2 frames at 30 fps (0.066667 s), found 0.05 (1.5 frames)"],
     ],
   },
   {
     name: "a timeline shorter than 2 frames",
-    doc: makeBlueprint([0.02, 0.02]),
+    doc: blueprintDocument([0.02, 0.02]),
     issues: [["moves", "expected a timeline of at least 2 frames at 30 fps"]],
   },
   // Tiling.
@@ -482,7 +482,7 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "a timeline longer than an hour",
-    doc: makeBlueprint([1800, 1800.5]),
+    doc: blueprintDocument([1800, 1800.5]),
     issues: [["moves", "expected a timeline of at most 3600 s (1 hour), found 3600.5 s"]],
   },
   // Transitions and the other move fields.
@@ -759,7 +759,7 @@ describe("validateBlueprint: one bad case per rule", () => {
   });
 
   it("reports every problem at once, in document order", () => {
-    const doc = makeBlueprint([8, 8, 8, 0.05]);
+    const doc = blueprintDocument([8, 8, 8, 0.05]);
     delete doc["audio_path"];
     doc["task_id"] = "";
     doc.moves[0]!["duration"] = "8";
@@ -843,19 +843,19 @@ describe("parseBlueprint: the text", () => {
   });
 
   it("rejects text above 1 MiB, counted in UTF-8 bytes", () => {
-    const padded = JSON.stringify(makeBlueprint()).replace("{", `{${" ".repeat(1024 * 1024)}`);
+    const padded = JSON.stringify(blueprintDocument()).replace("{", `{${" ".repeat(1024 * 1024)}`);
     expect(parseBlueprint(padded, DEFAULTS)).toMatchObject({
       ok: false,
       issues: [{ path: "", message: expect.stringContaining("larger than 1 MiB") }],
     });
     // 400 000 characters, 1.2 MB of UTF-8.
-    const wide = JSON.stringify({ ...makeBlueprint(), note: "€".repeat(400_000) });
+    const wide = JSON.stringify({ ...blueprintDocument(), note: "€".repeat(400_000) });
     expect(wide.length).toBeLessThan(1024 * 1024);
     expect(parseBlueprint(wide, DEFAULTS)).toMatchObject({ ok: false, issues: [{ path: "" }] });
   });
 
   it("accepts a large blueprint below 1 MiB and a leading byte-order mark", () => {
-    const text = JSON.stringify({ ...makeBlueprint(), note: "x".repeat(1000 * 1000) });
+    const text = JSON.stringify({ ...blueprintDocument(), note: "x".repeat(1000 * 1000) });
     expect(parseBlueprint(text, DEFAULTS).ok).toBe(true);
     expect(parseBlueprint(`\uFEFF${SEED_MANUAL_EXAMPLE}`, DEFAULTS).ok).toBe(true);
   });

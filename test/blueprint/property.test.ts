@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { parseBlueprint, validateBlueprint } from "../../src/blueprint/parse.js";
 import type { ParseResult } from "../../src/blueprint/types.js";
-import { DEFAULTS, GCS_DEFAULTS, makeBlueprint } from "./fixtures.js";
+import { blueprintDocument, DEFAULTS, GCS_DEFAULTS } from "../helpers/blueprints.js";
 
 function expectWellFormed(result: ParseResult): void {
   if (result.ok) {
@@ -69,7 +69,7 @@ describe("validateBlueprint never throws", () => {
         fc.array(mutation, { minLength: 1, maxLength: 3 }),
         fc.boolean(),
         (durations, mutations, gcs) => {
-          const doc = makeBlueprint(durations);
+          const doc = blueprintDocument(durations);
           for (const { at, kind, value } of mutations) {
             const all = slots(doc);
             const [container, key] = all[at % all.length]!;
@@ -88,7 +88,7 @@ describe("validateBlueprint never throws", () => {
       fc.property(
         fc.array(fc.double({ min: 0.07, max: 30, noNaN: true }), { minLength: 1, maxLength: 50 }),
         (durations) => {
-          const result = validateBlueprint(makeBlueprint(durations), DEFAULTS);
+          const result = validateBlueprint(blueprintDocument(durations), DEFAULTS);
           expect(result.ok ? [] : result.issues).toEqual([]);
         },
       ),

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { parseBlueprint } from "../../src/blueprint/parse.js";
 import { blueprintJsonSchema, renderBlueprintJsonSchema } from "../../src/blueprint/schema.js";
 import { formatIssues } from "../../src/blueprint/summary.js";
-import { DEFAULTS } from "./fixtures.js";
+import { DEFAULTS } from "../helpers/blueprints.js";
 
 const root = (relative: string) => fileURLToPath(new URL(`../../${relative}`, import.meta.url));
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseBlueprint, validateBlueprint } from "../../src/blueprint/parse.js";
 import { formatIssues, summarizeBlueprint } from "../../src/blueprint/summary.js";
 import type { Blueprint, BlueprintIssue } from "../../src/blueprint/types.js";
-import { DEFAULTS, makeBlueprint, SPEC_EXAMPLE } from "./fixtures.js";
+import { blueprintDocument, DEFAULTS, SPEC_EXAMPLE } from "../helpers/blueprints.js";
 
 function issuesOf(doc: unknown): BlueprintIssue[] {
   const result = validateBlueprint(doc, DEFAULTS);
@@ -11,7 +11,7 @@ function issuesOf(doc: unknown): BlueprintIssue[] {
 
 describe("formatIssues", () => {
   it("writes one line per issue: path, then what was expected and found", () => {
-    const doc = makeBlueprint([8, 8, 8, 8]);
+    const doc = blueprintDocument([8, 8, 8, 8]);
     doc.moves[3]!["duration"] = -1;
     doc["task_id"] = 7;
     expect(formatIssues(issuesOf(doc))).toBe(
@@ -23,13 +23,13 @@ describe("formatIssues", () => {
   });
 
   it("keeps the Python job's messages verbatim", () => {
-    const doc = makeBlueprint();
+    const doc = blueprintDocument();
     delete doc["audio_path"];
     delete doc.output_config["output_path"];
     const text = formatIssues(issuesOf(doc));
     expect(text).toContain("Missing required field: audio_path");
     expect(text).toContain("output_config missing required field: output_path");
-    expect(formatIssues(issuesOf({ ...makeBlueprint(), moves: [] }))).toContain(
+    expect(formatIssues(issuesOf({ ...blueprintDocument(), moves: [] }))).toContain(
       "moves array cannot be empty",
     );
   });
@@ -64,7 +64,7 @@ describe("summarizeBlueprint", () => {
   });
 
   it("shows minutes for long timelines, CRF and a fixed resolution", () => {
-    const doc = makeBlueprint(Array.from({ length: 29 }, () => 8));
+    const doc = blueprintDocument(Array.from({ length: 29 }, () => 8));
     doc.output_config = { output_path: "out/x.webm", resolution: "1280x720", frame_rate: 24 };
     const result = validateBlueprint(doc, DEFAULTS);
     const summary = summarizeBlueprint((result as { ok: true; blueprint: Blueprint }).blueprint);
@@ -74,7 +74,7 @@ describe("summarizeBlueprint", () => {
   });
 
   it("counts every transition type used, in the schema's order", () => {
-    const doc = makeBlueprint([4, 4, 4, 4, 4, 4, 4]);
+    const doc = blueprintDocument([4, 4, 4, 4, 4, 4, 4]);
     const types = ["rotate", "wipe_left", "zoom_out", "wipe_right", "zoom_in", "wipe_left", "fade_white"];
     types.forEach((type, i) => {
       doc.moves[i]!["transition_type"] = type;

@@ -10,10 +10,11 @@ import os from "node:os";
 import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { API_CLIPS, apiContractBlueprint, SEED_MANUAL_EXAMPLE } from "../blueprint/fixtures.js";
+import { API_CLIPS, apiContractBlueprint, SEED_MANUAL_EXAMPLE } from "../helpers/blueprints.js";
 import { ROOT, type Run, runCli } from "../helpers/cli.js";
+import { makeClip } from "../helpers/fixtures.js";
+import { probeVideo } from "../helpers/measure.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
-import { makeClip, probeVideo } from "./media.js";
 
 const USER_ID = 1;
 const TASK_ID = "5f0c4a8e-1d2b-4c3a-9e8f-7a6b5c4d3e2f";

@@ -10,9 +10,10 @@ import { Storage } from "@google-cloud/storage";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { runCli } from "../helpers/cli.js";
+import { makeClip, makeSong } from "../helpers/fixtures.js";
 import { EMULATOR_PROJECT_ID, type GcsEmulator, startGcsEmulator } from "../helpers/gcs-emulator.js";
+import { probeVideo } from "../helpers/measure.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
-import { makeClip, makeSong, probeVideo } from "./media.js";
 
 const BUCKET = "e2e-media";
 const TASK_ID = "5d0e7c1a-0000-4000-8000-00000000gcs1";

@@ -12,8 +12,9 @@ import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { ROOT, type Run, runCli } from "../helpers/cli.js";
+import { makeClip, makeSong } from "../helpers/fixtures.js";
+import { probeVideo } from "../helpers/measure.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
-import { makeClip, makeSong, probeVideo } from "./media.js";
 
 const DB_PASSWORD = "e2e-Secret-Pa55word";
 const TASK_ID = "9a1c6a4e-0000-4000-8000-00000000e2e1";

@@ -9,9 +9,9 @@ import os from "node:os";
 import path from "node:path";
 import { Storage } from "@google-cloud/storage";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { probeVideo } from "../e2e/media.js";
 import { type FaultProxy, startFaultProxy } from "../helpers/fault-proxy.js";
 import { EMULATOR_PROJECT_ID, type GcsEmulator, startGcsEmulator } from "../helpers/gcs-emulator.js";
+import { probeVideo } from "../helpers/measure.js";
 import {
   blueprint,
   commandOf,

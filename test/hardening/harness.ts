@@ -3,7 +3,6 @@
  * (env vars only), exposes the child so a test can signal it or kill its FFmpeg, records every
  * output for the secrets check, and gives each case its own task row.
  */
-import { execFileSync } from "node:child_process";
 import { randomBytes, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
@@ -149,12 +148,7 @@ export async function expectNoSecrets(h: Harness, extra: string[] = []): Promise
   return texts.length;
 }
 
-/** Runs FFmpeg for fixture generation. */
-export function ffmpeg(args: string[]): void {
-  execFileSync("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error", "-y", ...args], {
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-}
+export { ffmpeg } from "../helpers/fixtures.js";
 
 export interface MoveSpec {
   clip: string;

@@ -13,7 +13,7 @@ import { parseBlueprint } from "../../src/blueprint/parse.js";
 import { formatIssues } from "../../src/blueprint/summary.js";
 import { loadConfig } from "../../src/config.js";
 import { storableText } from "../../src/tasks/store.js";
-import { probeVideo } from "../e2e/media.js";
+import { probeVideo } from "../helpers/measure.js";
 import {
   blueprint,
   expectNoOutput,

@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { probeVideo } from "../e2e/media.js";
+import { probeVideo } from "../helpers/measure.js";
 import {
   blueprint,
   expectNoSecrets,

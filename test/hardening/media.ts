@@ -2,33 +2,14 @@
  * Hostile and tiny media for the hardening suites, generated with FFmpeg once and cached under
  * `.cache/hardening/` (the 60-minute song too: a mono 8 kHz AAC encode of silence, a few seconds).
  */
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { FIXTURE_DIR, makeClipFixture, makeSongFixture } from "../helpers/fixtures.js";
-import { ffmpeg } from "./harness.js";
+import { cachedFile, FIXTURE_DIR, ffmpeg, makeClipFixture, makeSongFixture } from "../helpers/fixtures.js";
 
 const CACHE = path.join(path.dirname(FIXTURE_DIR), "hardening");
 
 function cached(name: string, make: (file: string) => void): string {
-  const file = path.join(CACHE, name);
-  if (existsSync(file)) return file;
-  mkdirSync(CACHE, { recursive: true });
-  const partial = path.join(CACHE, `.${process.pid}.${name}`);
-  try {
-    make(partial);
-    renameSync(partial, file);
-  } finally {
-    rmSync(partial, { force: true });
-  }
-  return file;
+  return cachedFile(CACHE, name, make);
 }
 
 export const TINY = { width: 160, height: 120, fps: 30, seconds: 1 } as const;

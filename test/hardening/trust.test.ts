@@ -12,7 +12,7 @@ import { deflateSync } from "node:zlib";
 import { Storage as GcsClient } from "@google-cloud/storage";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { EMULATOR_PROJECT_ID, startGcsEmulator } from "../helpers/gcs-emulator.js";
-import { frameStats } from "../media/helpers.js";
+import { frameStats } from "../helpers/measure.js";
 import {
   blueprint,
   expectNoOutput,

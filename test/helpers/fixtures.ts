@@ -6,7 +6,7 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -32,22 +32,35 @@ export interface ClipSpec {
   timecode?: boolean;
 }
 
-function generate(name: string, ext: string, args: string[]): string {
-  const hash = createHash("sha256").update(JSON.stringify(args)).digest("hex").slice(0, 12);
-  const file = path.join(FIXTURE_DIR, `${name}-${hash}.${ext}`);
+/**
+ * `dir/name`, made once by `make(partial)`: parallel test files may make the same file, so each writes
+ * aside and renames atomically.
+ */
+export function cachedFile(dir: string, name: string, make: (partial: string) => void): string {
+  const file = path.join(dir, name);
   if (existsSync(file)) return file;
-  mkdirSync(FIXTURE_DIR, { recursive: true });
-  // Parallel test files may generate the same fixture: write aside, then rename atomically.
-  const partial = path.join(FIXTURE_DIR, `.${name}-${hash}.${process.pid}.${ext}`);
+  mkdirSync(dir, { recursive: true });
+  const partial = path.join(dir, `.${process.pid}.${name}`);
   try {
-    execFileSync("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error", "-y", ...args, partial], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    make(partial);
     renameSync(partial, file);
   } finally {
     rmSync(partial, { force: true });
   }
   return file;
+}
+
+/** Runs FFmpeg quietly (errors on stderr go into the thrown error). */
+export function ffmpeg(args: string[]): void {
+  execFileSync("ffmpeg", ["-hide_banner", "-nostdin", "-v", "error", "-y", ...args], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+}
+
+/** The output of `ffmpeg <args> <file>`, cached under a name keyed on the arguments. */
+function generate(name: string, ext: string, args: string[]): string {
+  const hash = createHash("sha256").update(JSON.stringify(args)).digest("hex").slice(0, 12);
+  return cachedFile(FIXTURE_DIR, `${name}-${hash}.${ext}`, (partial) => ffmpeg([...args, partial]));
 }
 
 /** Generates (or reuses) a clip. */
@@ -154,4 +167,53 @@ export type ClipName = keyof typeof CLIPS;
 
 export function clipFixture(name: ClipName): string {
   return makeClipFixture(name, CLIPS[name]);
+}
+
+/** Copies a generated file to `file` (creating its directory). */
+function place(source: string, file: string): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  copyFileSync(source, file);
+}
+
+/**
+ * A solid-colour clip with a moving 20 px box and a 330 Hz tone, written to `file` (the end-to-end
+ * suites' library: default x264 GOP, so a 2 s clip has one keyframe).
+ */
+export function makeClip(file: string, colour: string, seconds: number, size = "320x240", fps = 30): void {
+  const clip = generate(`e2e-${colour}`, "mp4", [
+    "-f",
+    "lavfi",
+    "-i",
+    `color=c=${colour}:s=${size}:r=${fps}:d=${seconds},drawbox=x='mod(t*80,iw)':y=10:w=20:h=20:c=white:t=fill`,
+    "-f",
+    "lavfi",
+    "-i",
+    `sine=f=330:d=${seconds}`,
+    "-shortest",
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-pix_fmt",
+    "yuv420p",
+    "-c:a",
+    "aac",
+  ]);
+  place(clip, file);
+}
+
+/** A stereo 48 kHz AAC tone of `seconds`, written to `file` (any extension: the container is chosen by it). */
+export function makeSong(file: string, seconds: number): void {
+  const ext = path.extname(file).slice(1) || "m4a";
+  const song = generate("e2e-song", ext, [
+    "-f",
+    "lavfi",
+    "-i",
+    `sine=f=440:d=${seconds}:sample_rate=48000`,
+    "-ac",
+    "2",
+    "-c:a",
+    "aac",
+  ]);
+  place(song, file);
 }

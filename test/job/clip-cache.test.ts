@@ -28,9 +28,11 @@ import { verifyOutput } from "../../src/media/verify.js";
 import { createGcsStorage } from "../../src/storage/gcs.js";
 import { createLocalStorage } from "../../src/storage/local.js";
 import type { FetchedFile, Storage } from "../../src/storage/storage.js";
-import { makeClip, makeSong } from "../e2e/media.js";
+import { makeBlueprint } from "../helpers/blueprints.js";
+import { makeClip, makeSong } from "../helpers/fixtures.js";
 import { EMULATOR_PROJECT_ID, type GcsEmulator, startGcsEmulator } from "../helpers/gcs-emulator.js";
-import { makeBlueprint, render } from "../media/helpers.js";
+import { frameCount, ssims } from "../helpers/measure.js";
+import { render } from "../media/helpers.js";
 
 let root: string;
 let work: string;
@@ -102,50 +104,6 @@ async function assemble(
     encodes: steps.pieces.filter((s) => s.kind === "piece").length,
     copies: items.filter((i) => i.kind === "copy").length,
   } satisfies Assembled;
-}
-
-function frameCount(file: string): number {
-  const out = execFileSync(
-    "ffprobe",
-    [
-      "-v",
-      "error",
-      "-count_frames",
-      "-select_streams",
-      "v:0",
-      "-show_entries",
-      "stream=nb_read_frames",
-      "-of",
-      "csv=p=0",
-      file,
-    ],
-    { encoding: "utf8" },
-  );
-  return Number(out.trim());
-}
-
-/** SSIM (All) of every frame of two same-length videos. */
-function ssims(a: string, b: string): number[] {
-  const out = execFileSync(
-    "ffmpeg",
-    [
-      "-hide_banner",
-      "-nostdin",
-      "-v",
-      "error",
-      "-i",
-      a,
-      "-i",
-      b,
-      "-lavfi",
-      "[0:v][1:v]ssim=stats_file=-",
-      "-f",
-      "null",
-      "-",
-    ],
-    { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 },
-  );
-  return [...out.matchAll(/All:([\d.]+)/g)].map((m) => Number(m[1]));
 }
 
 function cacheFiles(dir: string): string[] {

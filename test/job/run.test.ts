@@ -8,7 +8,7 @@ import path from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.js";
 import { type JobDependencies, jobDependencies, runJob } from "../../src/job/run.js";
-import { makeClip, makeSong } from "../e2e/media.js";
+import { makeClip, makeSong } from "../helpers/fixtures.js";
 import { captureLogs } from "../helpers/log-capture.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 

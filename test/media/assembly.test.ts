@@ -9,7 +9,7 @@ import {
 } from "../../src/media/assembly.js";
 import { planRender } from "../../src/media/plan.js";
 import { concatQuote, planAssemblySteps } from "../../src/media/steps.js";
-import { fakeInfo, type MoveInput, makeBlueprint } from "./helpers.js";
+import { fakeInfo, type MoveInput, makeBlueprint } from "../helpers/blueprints.js";
 
 const song = fakeInfo({ hasVideo: false, hasAudio: true, duration: 60 });
 

@@ -9,7 +9,7 @@ import { fitInto, rateString, secs, spanFilter } from "../../src/media/filters.j
 import type { MediaInfo } from "../../src/media/media-info.js";
 import { type BodyPiece, frameAt, planRender, type TransitionPiece } from "../../src/media/plan.js";
 import { planCommands, planSteps } from "../../src/media/steps.js";
-import { fakeInfo, type MoveInput, makeBlueprint } from "./helpers.js";
+import { fakeInfo, type MoveInput, makeBlueprint } from "../helpers/blueprints.js";
 
 const song = fakeInfo({ hasVideo: false, hasAudio: true, duration: 600, width: 0, height: 0 });
 
@@ -481,6 +481,18 @@ describe("module boundaries", () => {
     expect(imports.length).toBeGreaterThan(0);
     for (const spec of imports)
       expect(spec).not.toMatch(/probe\.js$|ffmpeg\.js$|render\.js$|verify\.js$|log\.js$/);
+  });
+
+  it("these pure tests and their blueprint builder load no renderer, probe, FFmpeg runner or fixture generator", () => {
+    const here = fileURLToPath(import.meta.url);
+    for (const file of [here, path.resolve(path.dirname(here), "../helpers/blueprints.ts")]) {
+      const source = readFileSync(file, "utf8");
+      const imports = [...source.matchAll(/^import (?!type )[^;]*? from "([^"]+)"/gms)].map((m) => m[1]);
+      for (const spec of imports)
+        expect(spec, file).not.toMatch(
+          /probe\.js$|ffmpeg\.js$|render\.js$|verify\.js$|log\.js$|\/helpers\.js$|fixtures\.js$|measure\.js$|child_process/,
+        );
+    }
   });
 
   it("starts FFmpeg from ffmpeg.ts only, without fluent-ffmpeg (docs/decisions/process-runner.md)", () => {

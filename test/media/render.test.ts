@@ -3,17 +3,10 @@ import { copyFileSync, statSync, truncateSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifyOutput } from "../../src/media/verify.js";
+import { makeBlueprint } from "../helpers/blueprints.js";
 import { type ClipName, clipFixture, makeSongFixture } from "../helpers/fixtures.js";
-import {
-  cleanup,
-  colourDistance,
-  type FrameStats,
-  frameStats,
-  makeBlueprint,
-  meanVolume,
-  type Rendered,
-  render,
-} from "./helpers.js";
+import { colourDistance, type FrameStats, frameStats, meanVolume } from "../helpers/measure.js";
+import { cleanup, type Rendered, render } from "./helpers.js";
 
 const CLIP_NAMES: ClipName[] = [
   "red",

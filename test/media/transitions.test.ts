@@ -20,8 +20,10 @@ import { renderSteps } from "../../src/media/render.js";
 import { planAssemblySteps } from "../../src/media/steps.js";
 import { verifyOutput } from "../../src/media/verify.js";
 import { createLocalStorage } from "../../src/storage/local.js";
+import { type MoveInput, makeBlueprint } from "../helpers/blueprints.js";
 import { makeSongFixture } from "../helpers/fixtures.js";
-import { type MoveInput, makeBlueprint, render } from "./helpers.js";
+import { lumaFrames, ssims } from "../helpers/measure.js";
+import { render } from "./helpers.js";
 
 const W = 320;
 const H = 240;
@@ -100,63 +102,6 @@ async function renderBoth(blueprint: Blueprint): Promise<Outputs> {
   return { plan: segments.plan, segments: segments.file, cached: output };
 }
 
-/** The luma plane of every frame (one decode), and the frame count ffprobe reads. */
-function lumaFrames(file: string, width = W, height = H): Uint8Array[] {
-  const raw = execFileSync(
-    "ffmpeg",
-    [
-      "-hide_banner",
-      "-nostdin",
-      "-v",
-      "error",
-      "-i",
-      file,
-      "-map",
-      "0:v:0",
-      "-f",
-      "rawvideo",
-      "-pix_fmt",
-      "yuv420p",
-      "-",
-    ],
-    { maxBuffer: 256 * 1024 * 1024 },
-  );
-  const size = (width * height * 3) / 2;
-  const frames: Uint8Array[] = [];
-  for (let offset = 0; offset + size <= raw.length; offset += size) {
-    frames.push(raw.subarray(offset, offset + width * height));
-  }
-  return frames;
-}
-
-/**
- * SSIM (All) of every frame of two same-length videos, frame n against frame n: timestamps are
- * replaced by frame numbers first, as the assembly's joins may shift them by under a millisecond
- * (at 29.97 fps enough for `ssim` to pair a frame with its neighbour).
- */
-function ssims(a: string, b: string): number[] {
-  const out = execFileSync(
-    "ffmpeg",
-    [
-      "-hide_banner",
-      "-nostdin",
-      "-v",
-      "error",
-      "-i",
-      a,
-      "-i",
-      b,
-      "-lavfi",
-      "[0:v]setpts=N[a];[1:v]setpts=N[b];[a][b]ssim=stats_file=-",
-      "-f",
-      "null",
-      "-",
-    ],
-    { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 },
-  );
-  return [...out.matchAll(/All:([\d.]+)/g)].map((m) => Number(m[1]));
-}
-
 function mean(frame: Uint8Array, x: number, y: number, w: number, h: number, width = W): number {
   let sum = 0;
   for (let row = y; row < y + h; row++)
@@ -210,7 +155,7 @@ function onBothPaths(outputs: Outputs, check: (frames: Uint8Array[], path: strin
     expect(frames.length, name).toBe(total);
     check(frames, name);
   }
-  const s = ssims(outputs.segments, outputs.cached);
+  const s = ssims(outputs.segments, outputs.cached, { byFrameNumber: true });
   expect(s).toHaveLength(total);
   expect(Math.min(...s)).toBeGreaterThanOrEqual(0.98);
 }

@@ -19,7 +19,7 @@ import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { validateBlueprint } from "../../src/blueprint/parse.js";
 import { createLocalStorage } from "../../src/storage/local.js";
-import { DEFAULTS } from "../blueprint/fixtures.js";
+import { DEFAULTS } from "../helpers/blueprints.js";
 import { expectJobError, testStorageContract } from "./contract.js";
 
 testStorageContract({

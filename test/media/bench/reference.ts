@@ -21,7 +21,7 @@ import { planRender } from "../../../src/media/plan.js";
 import { probeMedia } from "../../../src/media/probe.js";
 import { renderVideo } from "../../../src/media/render.js";
 import { verifyOutput } from "../../../src/media/verify.js";
-import { makeBlueprint } from "../helpers.js";
+import { makeBlueprint } from "../../helpers/blueprints.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 const { values } = parseArgs({

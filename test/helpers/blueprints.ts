@@ -1,4 +1,9 @@
-import type { BlueprintDefaults } from "../../src/blueprint/types.js";
+/**
+ * The one place tests build blueprints: raw documents as the API sends them (for the parser), parsed
+ * blueprints with defaults applied (for the planner), and MediaInfo values. Pure: imports types only.
+ */
+import type { Blueprint, BlueprintDefaults, Move, OutputConfig } from "../../src/blueprint/types.js";
+import type { MediaInfo } from "../../src/media/media-info.js";
 
 /** The environment defaults of SPEC §2, local mode. */
 export const DEFAULTS: BlueprintDefaults = Object.freeze({
@@ -25,26 +30,104 @@ export interface TestBlueprint {
   output_config: Record<string, unknown>;
 }
 
-/** A valid blueprint whose moves (clips/clip_<n>.mp4) tile the timeline with the given durations. */
-export function makeBlueprint(durations: number[] = [8, 8]): TestBlueprint {
-  let start = 0;
-  const moves = durations.map((duration, index) => {
-    const move: TestMove = {
+/**
+ * Moves placed end to end from 0: each gets `start_time` (unless it sets its own) and the next starts
+ * where it ends. Returns the moves and the end of the last one.
+ */
+function tile<M extends { start_time?: unknown; duration: number }>(
+  moves: M[],
+): { moves: (M & { start_time: number })[]; end: number } {
+  let end = 0;
+  const placed = moves.map((move) => {
+    const start = typeof move.start_time === "number" ? move.start_time : end;
+    end = start + move.duration;
+    return { ...move, start_time: start };
+  });
+  return { moves: placed, end };
+}
+
+/** A valid blueprint document whose moves (clips/clip_<n>.mp4) tile the timeline with the given durations. */
+export function blueprintDocument(durations: number[] = [8, 8]): TestBlueprint {
+  const { moves, end } = tile(
+    durations.map((duration, index) => ({
       clip_id: `move_${index + 1}`,
       video_path: `clips/clip_${index + 1}.mp4`,
-      start_time: start,
       duration,
       transition_type: index === 0 ? "cut" : "crossfade",
-    };
-    start += duration;
-    return move;
-  });
+    })),
+  );
   return {
     task_id: "0b4c6f1e-7d2a-4c55-9a0e-3f1d2c4b5a69",
     audio_path: "songs/Amor.mp3",
-    moves,
-    total_duration: start,
+    moves: moves.map(({ clip_id, video_path, start_time, duration, transition_type }) => ({
+      clip_id,
+      video_path,
+      start_time,
+      duration,
+      transition_type,
+    })),
+    total_duration: end,
     output_config: { output_path: "output/choreography.mp4" },
+  };
+}
+
+export type MoveInput = Pick<Move, "video_path" | "duration"> & Partial<Move>;
+
+/** A parsed blueprint, as the planner gets it: moves tile from 0, defaults applied as the parser would. */
+export function makeBlueprint(moves: MoveInput[], output: Partial<OutputConfig> = {}): Blueprint {
+  const tiled = tile(
+    moves.map(
+      (move, i): MoveInput => ({
+        clip_id: `move_${i + 1}`,
+        transition_type: "cut",
+        trim_start: 0,
+        trim_end: 0,
+        volume_adjustment: 1,
+        ...move,
+      }),
+    ),
+  );
+  const format = output.output_format ?? "mp4";
+  return {
+    task_id: "test-task",
+    audio_path: "songs/song.m4a",
+    moves: tiled.moves as Move[],
+    total_duration: tiled.end,
+    output_config: {
+      output_path: `output/out.${format}`,
+      output_format: format,
+      video_codec: "libx264",
+      audio_codec: "aac",
+      audio_bitrate: "96k",
+      crf: 23,
+      preset: "ultrafast",
+      frame_rate: 30,
+      transition_duration: 0.5,
+      fade_duration: 0,
+      normalize_audio: false,
+      ...output,
+    },
+    warnings: [],
+  };
+}
+
+/** A MediaInfo for planner tests (no FFmpeg). */
+export function fakeInfo(overrides: Partial<MediaInfo> = {}): MediaInfo {
+  return {
+    demuxer: "mov",
+    duration: 10,
+    hasVideo: true,
+    hasAudio: false,
+    width: 1280,
+    height: 720,
+    sar: 1,
+    rotation: 0,
+    displayWidth: 1280,
+    displayHeight: 720,
+    fps: 30,
+    variableFrameRate: false,
+    videoCodec: "h264",
+    ...overrides,
   };
 }
 
