@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import type pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type MoveSpec, runDocument } from "../helpers/blueprints.js";
 import { ROOT, type Run, runCli } from "../helpers/cli.js";
 import { makeClip, makeSong } from "../helpers/fixtures.js";
 import { probeVideo } from "../helpers/measure.js";
@@ -26,33 +27,8 @@ let root: string;
 let tmp: string;
 const outputs: Run[] = [];
 
-interface MoveSpec {
-  clip: string;
-  duration: number;
-  transition?: string;
-}
-
 function blueprint(moves: MoveSpec[], extra: Record<string, unknown> = {}, outputPath = "output/e2e.mp4") {
-  let start = 0;
-  const list = moves.map((move, index) => {
-    const entry = {
-      clip_id: `move_${index + 1}`,
-      video_path: move.clip,
-      start_time: start,
-      duration: move.duration,
-      transition_type: move.transition ?? "cut",
-    };
-    start += move.duration;
-    return entry;
-  });
-  return {
-    task_id: TASK_ID,
-    audio_path: "songs/song.m4a",
-    moves: list,
-    total_duration: start,
-    output_config: { output_path: outputPath, frame_rate: 30, transition_duration: 0.4 },
-    ...extra,
-  };
+  return runDocument(moves, { taskId: TASK_ID, outputPath, transitionDuration: 0.4 }, extra);
 }
 
 const SIMPLE = blueprint([

@@ -9,6 +9,7 @@ import os from "node:os";
 import path from "node:path";
 import type pg from "pg";
 import { expect, it } from "vitest";
+import { type MoveSpec, runDocument } from "../helpers/blueprints.js";
 import { type Run, type RunOptions, runCli as runCliProcess } from "../helpers/cli.js";
 import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
 import { caseById } from "./cases.js";
@@ -148,13 +149,8 @@ export async function expectNoSecrets(h: Harness, extra: string[] = []): Promise
   return texts.length;
 }
 
+export type { MoveSpec } from "../helpers/blueprints.js";
 export { ffmpeg } from "../helpers/fixtures.js";
-
-export interface MoveSpec {
-  clip: string;
-  duration: number;
-  transition?: string;
-}
 
 /** A tiling blueprint. */
 export function blueprint(
@@ -163,26 +159,7 @@ export function blueprint(
   extra: Record<string, unknown> = {},
   outputPath = `output/${taskId}.mp4`,
 ): Record<string, unknown> {
-  let start = 0;
-  const list = moves.map((move, index) => {
-    const entry = {
-      clip_id: `move_${index + 1}`,
-      video_path: move.clip,
-      start_time: Math.round(start * 1000) / 1000,
-      duration: move.duration,
-      transition_type: move.transition ?? "cut",
-    };
-    start += move.duration;
-    return entry;
-  });
-  return {
-    task_id: taskId,
-    audio_path: "songs/song.m4a",
-    moves: list,
-    total_duration: Math.round(start * 1000) / 1000,
-    output_config: { output_path: outputPath, frame_rate: 30, transition_duration: 0.2 },
-    ...extra,
-  };
+  return runDocument(moves, { taskId, outputPath, transitionDuration: 0.2, roundStarts: true }, extra);
 }
 
 /** Runs `tasks` with at most `limit` at once. */

@@ -36,7 +36,7 @@ export interface TestBlueprint {
  */
 function tile<M extends { start_time?: unknown; duration: number }>(
   moves: M[],
-): { moves: (M & { start_time: number })[]; end: number } {
+): { moves: (Omit<M, "start_time"> & { start_time: number })[]; end: number } {
   let end = 0;
   const placed = moves.map((move) => {
     const start = typeof move.start_time === "number" ? move.start_time : end;
@@ -68,6 +68,60 @@ export function blueprintDocument(durations: number[] = [8, 8]): TestBlueprint {
     })),
     total_duration: end,
     output_config: { output_path: "output/choreography.mp4" },
+  };
+}
+
+/** A move of a CLI run's blueprint: which clip, for how long, entered how (default `cut`). */
+export interface MoveSpec {
+  clip: string;
+  duration: number;
+  transition?: string;
+}
+
+export interface RunDocument {
+  [field: string]: unknown;
+  task_id: string;
+  audio_path: string;
+  moves: {
+    clip_id: string;
+    video_path: string;
+    start_time: number;
+    duration: number;
+    transition_type: string;
+  }[];
+  total_duration: number;
+  output_config: Record<string, unknown>;
+}
+
+/**
+ * A blueprint document for a run of the CLI on a storage root holding `songs/song.m4a` and the clips:
+ * the moves tile from 0, each `clip` a storage key. `roundStarts`: start times and the total rounded to
+ * the millisecond, as the API writes them.
+ */
+export function runDocument(
+  moves: MoveSpec[],
+  options: { taskId: string; outputPath: string; transitionDuration: number; roundStarts?: boolean },
+  extra: Record<string, unknown> = {},
+): RunDocument {
+  const round = (t: number) => (options.roundStarts ? Math.round(t * 1000) / 1000 : t);
+  const { moves: tiled, end } = tile(moves);
+  return {
+    task_id: options.taskId,
+    audio_path: "songs/song.m4a",
+    moves: tiled.map((move, index) => ({
+      clip_id: `move_${index + 1}`,
+      video_path: move.clip,
+      start_time: round(move.start_time),
+      duration: move.duration,
+      transition_type: move.transition ?? "cut",
+    })),
+    total_duration: round(end),
+    output_config: {
+      output_path: options.outputPath,
+      frame_rate: 30,
+      transition_duration: options.transitionDuration,
+    },
+    ...extra,
   };
 }
 
