@@ -8,8 +8,14 @@ import { startSharedPostgres } from "./helpers/postgres.js";
  * (test/helpers/postgres.ts).
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  buildCli();
-  const postgres = await startSharedPostgres();
+  // Concurrently: the build is tsc, the server an initdb, both child processes.
+  const [build, started] = await Promise.allSettled([buildCli(), startSharedPostgres()]);
+  if (build.status === "rejected") {
+    if (started.status === "fulfilled") await started.value.stop();
+    throw build.reason;
+  }
+  if (started.status === "rejected") throw started.reason;
+  const postgres = started.value;
   project.provide("sharedPostgres", postgres.shared);
   return () => postgres.stop();
 }
