@@ -19,8 +19,8 @@ import { renderSteps } from "../../src/media/render.js";
 import { planAssemblySteps } from "../../src/media/steps.js";
 import { verifyOutput } from "../../src/media/verify.js";
 import { createLocalStorage } from "../../src/storage/local.js";
-import { makeClip, makeSong } from "../e2e/media.js";
-import { makeBlueprint } from "../media/helpers.js";
+import { makeBlueprint } from "../helpers/blueprints.js";
+import { makeClip, makeSong } from "../helpers/fixtures.js";
 
 let work: string;
 let root: string;

@@ -18,10 +18,10 @@ import { createGcsStorage } from "../../src/storage/gcs.js";
 import { createLocalStorage } from "../../src/storage/local.js";
 import type { Storage } from "../../src/storage/storage.js";
 import { buildCli } from "../e2e/build.js";
-import { makeClip, makeSong } from "../e2e/media.js";
+import { makeBlueprint } from "../helpers/blueprints.js";
 import { runCli } from "../helpers/cli.js";
+import { makeClip, makeSong } from "../helpers/fixtures.js";
 import { EMULATOR_PROJECT_ID, type GcsEmulator, startGcsEmulator } from "../helpers/gcs-emulator.js";
-import { makeBlueprint } from "../media/helpers.js";
 
 let work: string;
 let root: string;

@@ -18,8 +18,9 @@ import { renderSteps } from "../../src/media/render.js";
 import { planAssemblySteps } from "../../src/media/steps.js";
 import { type VerifyReport, verifyOutput } from "../../src/media/verify.js";
 import { createLocalStorage } from "../../src/storage/local.js";
-import { makeClip, makeSong } from "../e2e/media.js";
-import { cleanup, makeBlueprint, render } from "./helpers.js";
+import { makeBlueprint } from "../helpers/blueprints.js";
+import { makeClip, makeSong } from "../helpers/fixtures.js";
+import { cleanup, render } from "./helpers.js";
 
 let work: string;
 let root: string;
