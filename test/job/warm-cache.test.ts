@@ -17,7 +17,6 @@ import { silentLogger } from "../../src/log.js";
 import { createGcsStorage } from "../../src/storage/gcs.js";
 import { createLocalStorage } from "../../src/storage/local.js";
 import type { Storage } from "../../src/storage/storage.js";
-import { buildCli } from "../e2e/build.js";
 import { makeBlueprint } from "../helpers/blueprints.js";
 import { runCli } from "../helpers/cli.js";
 import { makeClip, makeSong } from "../helpers/fixtures.js";
@@ -161,8 +160,8 @@ describe("warm-cache, local storage", () => {
 
 describe("warm-cache CLI", () => {
   let cliRoot: string;
+  // The CLI in dist/ is built once by the global setup (rebuilding here raced other files' CLI runs).
   beforeAll(() => {
-    buildCli();
     cliRoot = path.join(work, "cli-root");
     for (const [i, key] of CLIPS.slice(0, 4).entries()) makeClip(path.join(cliRoot, key), COLOURS[i]!, 1);
   });
