@@ -463,22 +463,25 @@ async function prepare(
     }
   });
 
+  // The normalising command for one source: what a dry run prints and what a build runs.
+  const buildArgsFor = async (key: string, file: string, signal: AbortSignal) =>
+    entryBuildArgs(
+      {
+        file: await source(key, signal),
+        demuxer: plan.sources[key]!.demuxer,
+        fit: plan.sources[key]!.fit,
+        duration: infos.get(key)!.duration,
+      },
+      plan,
+      file,
+      gop,
+    );
+
   if (options.readOnly === true) {
     const builds = await forEachBounded(missing, fetchConcurrency, signal, async (key, signal) => {
-      const hash = hashOf(key);
+      const file = path.join(entryDir, `${hashOf(key)}.mp4`);
+      const { args } = await buildArgsFor(key, file, signal);
       const info = infos.get(key)!;
-      const file = path.join(entryDir, `${hash}.mp4`);
-      const { args } = entryBuildArgs(
-        {
-          file: await source(key, signal),
-          demuxer: plan.sources[key]!.demuxer,
-          fit: plan.sources[key]!.fit,
-          duration: info.duration,
-        },
-        plan,
-        file,
-        gop,
-      );
       entries.set(key, { file, frames: Math.max(1, Math.round(info.duration * plan.fps)) });
       return args;
     });
@@ -494,17 +497,7 @@ async function prepare(
     const hash = hashOf(key);
     const info = infos.get(key)!;
     const file = path.join(entryDir, `${hash}.${randomUUID().slice(0, 8)}.mp4`);
-    const { args, timeoutMs } = entryBuildArgs(
-      {
-        file: await source(key, signal),
-        demuxer: plan.sources[key]!.demuxer,
-        fit: plan.sources[key]!.fit,
-        duration: info.duration,
-      },
-      plan,
-      file,
-      gop,
-    );
+    const { args, timeoutMs } = await buildArgsFor(key, file, signal);
     const started = performance.now();
     await runFfmpeg(args, {
       ffmpegPath: config.ffmpegPath,
