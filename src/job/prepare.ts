@@ -14,7 +14,7 @@ import { planAssembly } from "../media/assembly.js";
 import type { RenderSteps } from "../media/commands.js";
 import { assemblyOutputPieces, type OutputPiece, segmentOutputPieces } from "../media/output-check.js";
 import type { RenderPlan } from "../media/plan.js";
-import { planAssemblySteps, planSteps } from "../media/steps.js";
+import { piecesPerRun, planAssemblySteps, planSteps } from "../media/steps.js";
 import type { Storage } from "../storage/storage.js";
 import { clipCacheApplies, prepareCachedInputs } from "./clip-cache.js";
 import { prepareInputs } from "./inputs.js";
@@ -95,12 +95,13 @@ export async function prepareRender(
     });
     const plan = cached.plan;
     const items = planAssembly(plan, cached.entries);
-    const steps = planAssemblySteps(plan, items, {
-      entries: cached.entries,
-      audio: cached.audio,
-      workDir: renderDir,
-      output,
-    });
+    const encoded = items.filter((item) => item.kind === "encode").length;
+    const steps = planAssemblySteps(
+      plan,
+      items,
+      { entries: cached.entries, audio: cached.audio, workDir: renderDir, output },
+      { piecesPerRun: piecesPerRun(encoded, options.concurrency) },
+    );
     const pieces = assemblyOutputPieces(items, cached.entries);
     // The encoded song, cached like clips (docs/decisions/clip-cache.md): a hit drops the song's encode.
     const songCache = await useSongCache(plan, steps, storage, {

@@ -122,29 +122,35 @@ function fadeFilter(type: "in" | "out", frames: number, colour: FadeColour): str
  * anticlockwise (as the second half of a rotate window), black behind. Frames after the opening
  * are untouched.
  */
-function openingGraph(chain: string, opening: NonNullable<BodyPiece["opening"]>, plan: RenderPlan): string {
+function openingGraph(
+  chain: string,
+  opening: NonNullable<BodyPiece["opening"]>,
+  plan: RenderPlan,
+  labels: GraphLabels,
+): string {
   const { type, frames } = opening;
+  const { input, label, out } = labels;
   const k = frameIndexExpr(plan.fps);
   const during = `lt(${k},${frames})`;
   switch (type) {
     case "wipe_left":
     case "wipe_right": {
       const wipe = wipeOpeningFilters(type, frames, plan.fps, plan.width, plan.height);
-      return `${wipe.source}[black];[0:v:0]${chain}[move];[move][black]${wipe.overlay}[v]`;
+      return `${wipe.source}${label("black")};${input(0)}${chain}${label("move")};${label("move")}${label("black")}${wipe.overlay}${out}`;
     }
     case "zoom_out": {
       const scale = `${ZOOM_FACTOR}-${ZOOM_FACTOR - 1}*(in-1)/${frames}`;
-      return `[0:v:0]${chain},${zoomFilter(scale, during)},${fadeFilter("in", frames, "black")}[v]`;
+      return `${input(0)}${chain},${zoomFilter(scale, during)},${fadeFilter("in", frames, "black")}${out}`;
     }
     case "rotate": {
       const turn = turnFilter(`PI/2*(in/${frames}-1)`, plan.width, plan.height, during);
-      return `[0:v:0]${chain},${turn}[v]`;
+      return `${input(0)}${chain},${turn}${out}`;
     }
     case "crossfade":
     case "fade_black":
     case "fade_white":
     case "zoom_in":
-      return `[0:v:0]${chain},${fadeFilter("in", frames, type === "fade_white" ? "white" : "black")}[v]`;
+      return `${input(0)}${chain},${fadeFilter("in", frames, type === "fade_white" ? "white" : "black")}${out}`;
   }
 }
 
@@ -177,6 +183,123 @@ export interface PieceEncoding {
   muxer: string;
 }
 
+/**
+ * Pad labels of one piece's filtergraph: its inputs are FFmpeg inputs `first`, `first + 1`, …; its
+ * own intermediate pads carry `tag`, so several pieces can share one filtergraph; `out` is its result.
+ */
+interface GraphLabels {
+  input: (i: number) => string;
+  label: (name: string) => string;
+  out: string;
+}
+
+function graphLabels(first: number, tag: string, out: string): GraphLabels {
+  return { input: (i) => `[${first + i}:v:0]`, label: (name) => `[${name}${tag}]`, out };
+}
+
+/** One re-encoded piece as FFmpeg inputs and a filtergraph producing `labels.out`. */
+interface PieceGraph {
+  /** Each input's options, ending in `-i file`. */
+  inputs: string[][];
+  graph: string;
+  /** How far its inputs seek (watchdog budget). */
+  seek: number;
+}
+
+function pieceGraph(
+  piece: Piece,
+  plan: RenderPlan,
+  files: Pick<RenderFiles, "inputs">,
+  labels: GraphLabels,
+): PieceGraph {
+  const { input, label, out: result } = labels;
+  const fileOf = (key: string): string => {
+    const file = files.inputs.get(key);
+    if (file === undefined) throw new JobError(`No local file for clip ${key}`, { code: "INTERNAL" });
+    return file;
+  };
+  const span = (s: SourceSpan) => {
+    const source = plan.sources[s.key];
+    if (source === undefined) throw new JobError(`No source plan for clip ${s.key}`, { code: "INTERNAL" });
+    return spanFilter(
+      s,
+      {
+        file: fileOf(s.key),
+        demuxer: source.demuxer,
+        duration: source.duration,
+        fit: source.fit,
+        ...(source.onGrid === true ? { onGrid: true } : {}),
+      },
+      plan.fps,
+      plan.width,
+      plan.height,
+    );
+  };
+  const inputs: string[][] = [];
+  let graph: string;
+  let seek = 0;
+  if (piece.kind === "body") {
+    const body = span(piece.source);
+    inputs.push(body.inputArgs);
+    seek = body.seekSeconds;
+    graph =
+      piece.opening === undefined
+        ? `${input(0)}${body.chain}${result}`
+        : openingGraph(body.chain, piece.opening, plan, labels);
+  } else if (piece.type === "crossfade" || piece.type === "zoom_in" || piece.type === "zoom_out") {
+    // The incoming pre-roll gets one extra leading frame so its opacity runs (k+1)/(D+1): neither
+    // end of the window repeats a pure frame of either move; the extra frame is then dropped.
+    // zoom_in magnifies the outgoing move from 1 towards ZOOM_FACTOR at the same pace, zoom_out the
+    // incoming one from ZOOM_FACTOR towards 1 (`in` is 1 on the window's first frame).
+    const out = span(piece.outgoing);
+    const extra = { ...piece.incoming, start: piece.incoming.start - 1 / plan.fps, frames: piece.frames + 1 };
+    const inc = span(extra);
+    inputs.push(out.inputArgs, inc.inputArgs);
+    seek = Math.max(out.seekSeconds, inc.seekSeconds);
+    const progress = `in/${piece.frames + 1}`;
+    const outgoingZoom = piece.type === "zoom_in" ? `,${zoomFilter(`1+${ZOOM_FACTOR - 1}*${progress}`)}` : "";
+    const incomingZoom =
+      piece.type === "zoom_out" ? `,${zoomFilter(`${ZOOM_FACTOR}-${ZOOM_FACTOR - 1}*${progress}`)}` : "";
+    graph = [
+      `${input(0)}${out.chain}${outgoingZoom}${label("a")}`,
+      `${input(1)}${inc.chain},format=yuva420p,fade=t=in:s=0:n=${piece.frames + 1}:alpha=1,trim=start_frame=1,setpts=N/FRAME_RATE/TB${incomingZoom}${label("b")}`,
+      `${label("a")}${label("b")}overlay=format=yuv420:eof_action=endall,format=yuv420p,setpts=N/FRAME_RATE/TB${result}`,
+    ].join(";");
+  } else if (piece.type === "wipe_left" || piece.type === "wipe_right") {
+    const out = span(piece.outgoing);
+    const inc = span(piece.incoming);
+    inputs.push(out.inputArgs, inc.inputArgs);
+    seek = Math.max(out.seekSeconds, inc.seekSeconds);
+    const wipe = wipeFilters(piece.type, piece.frames, plan.fps, plan.width, plan.height);
+    graph = [
+      `${input(0)}${out.chain}${label("a")}`,
+      `${input(1)}${inc.chain},${wipe.incoming}${label("b")}`,
+      `${label("a")}${label("b")}${wipe.overlay},setpts=N/FRAME_RATE/TB${result}`,
+    ].join(";");
+  } else {
+    const halves = halfFilters(piece.type, piece.outgoing.frames, piece.incoming.frames, plan);
+    const inc = span(piece.incoming);
+    if (piece.outgoing.frames === 0) {
+      inputs.push(inc.inputArgs);
+      seek = inc.seekSeconds;
+      graph = `${input(0)}${inc.chain},${halves.incoming}${result}`;
+    } else {
+      const out = span(piece.outgoing);
+      inputs.push(out.inputArgs, inc.inputArgs);
+      seek = Math.max(out.seekSeconds, inc.seekSeconds);
+      graph = [
+        `${input(0)}${out.chain},${halves.outgoing}${label("a")}`,
+        `${input(1)}${inc.chain},${halves.incoming}${label("b")}`,
+        `${label("a")}${label("b")}concat=n=2:v=1:a=0,setpts=N/FRAME_RATE/TB${result}`,
+      ].join(";");
+    }
+  }
+  return { inputs, graph, seek };
+}
+
+/** The options after a piece's video map: no audio, subtitles, data or metadata. */
+const VIDEO_ONLY = ["-an", "-sn", "-dn", "-map_metadata", "-1"];
+
 /** The FFmpeg arguments of one re-encoded piece, and how far its inputs seek (watchdog budget). */
 export function pieceArgs(
   piece: Piece,
@@ -188,82 +311,10 @@ export function pieceArgs(
     muxer: MUXERS[plan.format],
   },
 ): { args: string[]; seek: number } {
-  const fileOf = (key: string): string => {
-    const file = files.inputs.get(key);
-    if (file === undefined) throw new JobError(`No local file for clip ${key}`, { code: "INTERNAL" });
-    return file;
-  };
-  const span = (s: SourceSpan) => {
-    const source = plan.sources[s.key];
-    if (source === undefined) throw new JobError(`No source plan for clip ${s.key}`, { code: "INTERNAL" });
-    return spanFilter(
-      s,
-      { file: fileOf(s.key), demuxer: source.demuxer, duration: source.duration, fit: source.fit },
-      plan.fps,
-      plan.width,
-      plan.height,
-    );
-  };
-  const inputs: string[] = [];
-  let graph: string;
-  let seek = 0;
-  if (piece.kind === "body") {
-    const body = span(piece.source);
-    inputs.push(...body.inputArgs);
-    seek = body.seekSeconds;
-    graph =
-      piece.opening === undefined ? `[0:v:0]${body.chain}[v]` : openingGraph(body.chain, piece.opening, plan);
-  } else if (piece.type === "crossfade" || piece.type === "zoom_in" || piece.type === "zoom_out") {
-    // The incoming pre-roll gets one extra leading frame so its opacity runs (k+1)/(D+1): neither
-    // end of the window repeats a pure frame of either move; the extra frame is then dropped.
-    // zoom_in magnifies the outgoing move from 1 towards ZOOM_FACTOR at the same pace, zoom_out the
-    // incoming one from ZOOM_FACTOR towards 1 (`in` is 1 on the window's first frame).
-    const out = span(piece.outgoing);
-    const extra = { ...piece.incoming, start: piece.incoming.start - 1 / plan.fps, frames: piece.frames + 1 };
-    const inc = span(extra);
-    inputs.push(...out.inputArgs, ...inc.inputArgs);
-    seek = Math.max(out.seekSeconds, inc.seekSeconds);
-    const progress = `in/${piece.frames + 1}`;
-    const outgoingZoom = piece.type === "zoom_in" ? `,${zoomFilter(`1+${ZOOM_FACTOR - 1}*${progress}`)}` : "";
-    const incomingZoom =
-      piece.type === "zoom_out" ? `,${zoomFilter(`${ZOOM_FACTOR}-${ZOOM_FACTOR - 1}*${progress}`)}` : "";
-    graph = [
-      `[0:v:0]${out.chain}${outgoingZoom}[a]`,
-      `[1:v:0]${inc.chain},format=yuva420p,fade=t=in:s=0:n=${piece.frames + 1}:alpha=1,trim=start_frame=1,setpts=N/FRAME_RATE/TB${incomingZoom}[b]`,
-      `[a][b]overlay=format=yuv420:eof_action=endall,format=yuv420p,setpts=N/FRAME_RATE/TB[v]`,
-    ].join(";");
-  } else if (piece.type === "wipe_left" || piece.type === "wipe_right") {
-    const out = span(piece.outgoing);
-    const inc = span(piece.incoming);
-    inputs.push(...out.inputArgs, ...inc.inputArgs);
-    seek = Math.max(out.seekSeconds, inc.seekSeconds);
-    const wipe = wipeFilters(piece.type, piece.frames, plan.fps, plan.width, plan.height);
-    graph = [
-      `[0:v:0]${out.chain}[a]`,
-      `[1:v:0]${inc.chain},${wipe.incoming}[b]`,
-      `[a][b]${wipe.overlay},setpts=N/FRAME_RATE/TB[v]`,
-    ].join(";");
-  } else {
-    const halves = halfFilters(piece.type, piece.outgoing.frames, piece.incoming.frames, plan);
-    const inc = span(piece.incoming);
-    if (piece.outgoing.frames === 0) {
-      inputs.push(...inc.inputArgs);
-      seek = inc.seekSeconds;
-      graph = `[0:v:0]${inc.chain},${halves.incoming}[v]`;
-    } else {
-      const out = span(piece.outgoing);
-      inputs.push(...out.inputArgs, ...inc.inputArgs);
-      seek = Math.max(out.seekSeconds, inc.seekSeconds);
-      graph = [
-        `[0:v:0]${out.chain},${halves.outgoing}[a]`,
-        `[1:v:0]${inc.chain},${halves.incoming}[b]`,
-        "[a][b]concat=n=2:v=1:a=0,setpts=N/FRAME_RATE/TB[v]",
-      ].join(";");
-    }
-  }
+  const { inputs, graph, seek } = pieceGraph(piece, plan, files, graphLabels(0, "", "[v]"));
   const args = [
     ...COMMON,
-    ...inputs,
+    ...inputs.flat(),
     "-filter_complex_threads",
     "1",
     "-filter_complex",
@@ -273,14 +324,67 @@ export function pieceArgs(
     "-frames:v",
     String(piece.frames),
     ...encoding.encoderArgs,
-    "-an",
-    "-sn",
-    "-dn",
-    "-map_metadata",
-    "-1",
+    ...VIDEO_ONLY,
     "-f",
     encoding.muxer,
     output,
+  ];
+  return { args, seek };
+}
+
+/**
+ * Several re-encoded pieces in one FFmpeg run (docs/decisions/clip-cache.md, "Batched pieces"): each
+ * piece's filtergraph, trimmed to its frame count, then all of them concatenated into one encoder
+ * with a keyframe forced at every piece's first frame, and cut back into one mp4 file per piece by
+ * the segment muxer at those frames (`outputPattern`: a `%03d` pattern, files numbered from 0).
+ * One process start-up, one encoder set-up, and the inputs opened once instead of once per piece.
+ */
+export function batchArgs(
+  pieces: readonly Piece[],
+  plan: RenderPlan,
+  files: Pick<RenderFiles, "inputs">,
+  outputPattern: string,
+  encoderArgs: string[],
+): { args: string[]; seek: number } {
+  const inputs: string[][] = [];
+  const graphs: string[] = [];
+  const starts: number[] = [];
+  let frames = 0;
+  let seek = 0;
+  pieces.forEach((piece, k) => {
+    const part = pieceGraph(piece, plan, files, graphLabels(inputs.length, `_${k}`, `[p${k}]`));
+    inputs.push(...part.inputs);
+    graphs.push(part.graph, `[p${k}]trim=end_frame=${piece.frames}[c${k}]`);
+    seek = Math.max(seek, part.seek);
+    starts.push(frames);
+    frames += piece.frames;
+  });
+  const cuts = starts.slice(1);
+  graphs.push(`${pieces.map((_, k) => `[c${k}]`).join("")}concat=n=${pieces.length}:v=1:a=0[v]`);
+  const args = [
+    ...COMMON,
+    ...inputs.flat(),
+    "-filter_complex_threads",
+    "1",
+    "-filter_complex",
+    graphs.join(";"),
+    "-map",
+    "[v]",
+    "-frames:v",
+    String(frames),
+    ...encoderArgs,
+    "-force_key_frames",
+    `expr:${cuts.map((n) => `eq(n,${n})`).join("+") || "0"}`,
+    ...VIDEO_ONLY,
+    "-f",
+    "segment",
+    "-segment_format",
+    "mp4",
+    "-segment_frames",
+    cuts.join(",") || String(frames),
+    "-reset_timestamps",
+    "1",
+    outputPattern,
   ];
   return { args, seek };
 }

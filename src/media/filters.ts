@@ -74,6 +74,11 @@ export interface SpanSource {
   /** Video stream duration (s). */
   duration: number;
   fit: SourceFit;
+  /**
+   * The file's frame j is shown at exactly j/F from t = 0, F the output rate (a clip-cache entry):
+   * a span seeks straight to its first frame.
+   */
+  onGrid?: boolean;
 }
 
 export interface SpanFilter {
@@ -98,7 +103,8 @@ export interface SpanRequest {
  * Frame selection stays exact with a fast input seek: `-ss` lands `margin` frames early on the output
  * grid, `fps` (anchored at the seek point) picks the frame current at each output time, then `trim`
  * drops the margin. Seeking exactly to the first frame would lose it whenever the decimal `-ss`
- * rounds past the frame's timestamp.
+ * rounds past the frame's timestamp. A source on the output grid (`onGrid`, a cache entry) is the
+ * exception: its frame times are exact, so `-ss` is that time rounded down and no margin is decoded.
  */
 export function spanFilter(
   span: SpanRequest,
@@ -137,8 +143,14 @@ export function spanFilter(
       seekSeconds: seek,
     };
   }
-  const margin = Math.min(Math.ceil(SEEK_MARGIN_SECONDS * fps), Math.floor(first * fps + 1e-6));
-  const seek = Math.max(0, first - margin / fps);
+  // On the output grid the first frame's time is known exactly: seek to it rounded down to the µs
+  // (never past it). The demuxer starts at the keyframe before it and FFmpeg's accurate seek drops
+  // the frames in between, so no margin is decoded and thrown away.
+  const margin =
+    source.onGrid === true
+      ? 0
+      : Math.min(Math.ceil(SEEK_MARGIN_SECONDS * fps), Math.floor(first * fps + 1e-6));
+  const seek = source.onGrid === true ? Math.floor(first * 1e6) / 1e6 : Math.max(0, first - margin / fps);
   const readSeconds = (margin + real) / fps + 1;
   return {
     inputArgs: [

@@ -80,6 +80,8 @@ export interface SourcePlan {
   fit: SourceFit;
   fps: number;
   variableFrameRate: boolean;
+  /** Frame j at exactly j/F from 0, F the output rate (a clip-cache entry): spans seek exactly. */
+  onGrid?: boolean;
 }
 
 export interface AudioPlan extends AudioEncoding {

@@ -8,7 +8,7 @@ import {
   profileId,
 } from "../../src/media/assembly.js";
 import { planRender } from "../../src/media/plan.js";
-import { concatQuote, planAssemblySteps } from "../../src/media/steps.js";
+import { concatQuote, MAX_PIECES_PER_RUN, piecesPerRun, planAssemblySteps } from "../../src/media/steps.js";
 import { fakeInfo, type MoveInput, makeBlueprint } from "../helpers/blueprints.js";
 
 const song = fakeInfo({ hasVideo: false, hasAudio: true, duration: 60 });
@@ -138,6 +138,53 @@ describe("planAssemblySteps", () => {
       expect(args).toContain(cacheEncoderArgs(p.video, 15).join(" "));
       expect(args).toContain("-f mp4");
     }
+  });
+
+  it("batches the re-encoded pieces: one run per batch, a segment file per piece, listed in timeline order", () => {
+    const p = plan([
+      { video_path: "clips/a.mp4", duration: 2, trim_start: 0.1 },
+      { video_path: "clips/b.mp4", duration: 2, transition_type: "crossfade", trim_start: 0.2 },
+      { video_path: "clips/a.mp4", duration: 2, transition_type: "wipe_left", trim_start: 0.3 },
+    ]);
+    const e = entries(["clips/a.mp4", "clips/b.mp4"]);
+    const items = planAssembly(p, e, 15);
+    const encoded = items.flatMap((item, i) => (item.kind === "encode" ? [{ item, i }] : []));
+    expect(encoded).toHaveLength(5);
+    const files = { entries: e, audio: "/in/song.m4a", workDir: "/w", output: "/o.mp4" };
+    const steps = planAssemblySteps(p, items, files, { piecesPerRun: 3 });
+    const runs = steps.pieces.filter((step) => step.kind === "piece");
+    expect(runs.map((run) => run.id)).toEqual(["batch-0000", "batch-0001"]);
+    expect(runs.map((run) => run.frames)).toEqual([
+      encoded.slice(0, 3).reduce((sum, { item }) => sum + item.frames, 0),
+      encoded.slice(3).reduce((sum, { item }) => sum + item.frames, 0),
+    ]);
+    const first = runs[0]!.args;
+    const cuts = [encoded[0]!.item.frames, encoded[0]!.item.frames + encoded[1]!.item.frames];
+    expect(first[first.indexOf("-segment_frames") + 1]).toBe(cuts.join(","));
+    expect(first[first.indexOf("-force_key_frames") + 1]).toBe(`expr:eq(n,${cuts[0]})+eq(n,${cuts[1]})`);
+    expect(first.at(-1)).toBe("/w/batch-0000-%03d.mp4");
+    expect(first.join(" ")).toContain(cacheEncoderArgs(p.video, 15).join(" "));
+    // Every piece's graph ends trimmed to its frames, then all are concatenated into one encoder.
+    const graph = first[first.indexOf("-filter_complex") + 1]!;
+    for (const [k, { item }] of encoded.slice(0, 3).entries()) {
+      expect(graph).toContain(`[p${k}]trim=end_frame=${item.frames}[c${k}]`);
+    }
+    expect(graph).toContain("[c0][c1][c2]concat=n=3:v=1:a=0[v]");
+    // The join lists the pieces where they are in the timeline, between the copies.
+    const listed = steps.concatList.content.split("\n").filter((line) => line.startsWith("file '"));
+    const names = ["batch-0000-000", "batch-0000-001", "batch-0000-002", "batch-0001-000", "batch-0001-001"];
+    expect(listed.filter((line) => !line.includes("/cache/"))).toEqual(names.map((n) => `file '${n}.mp4'`));
+    expect(steps.outputs).toEqual([...names.map((n) => `/w/${n}.mp4`), expect.stringMatching(/^\/w\/audio/)]);
+    // One run per piece unless asked.
+    expect(planAssemblySteps(p, items, files).pieces.filter((step) => step.kind === "piece")).toHaveLength(5);
+  });
+
+  it("sizes batches to keep every CPU busy, at most MAX_PIECES_PER_RUN pieces each", () => {
+    expect(piecesPerRun(28, 1)).toBe(MAX_PIECES_PER_RUN);
+    expect(piecesPerRun(28, 2)).toBe(MAX_PIECES_PER_RUN);
+    expect(piecesPerRun(3, 2)).toBe(2);
+    expect(piecesPerRun(2, 2)).toBe(1);
+    expect(piecesPerRun(0, 1)).toBe(1);
   });
 
   it("quotes file names for ffconcat", () => {

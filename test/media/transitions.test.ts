@@ -17,7 +17,7 @@ import { silentLogger } from "../../src/log.js";
 import { planAssembly } from "../../src/media/assembly.js";
 import type { RenderPlan } from "../../src/media/plan.js";
 import { renderSteps } from "../../src/media/render.js";
-import { planAssemblySteps } from "../../src/media/steps.js";
+import { MAX_PIECES_PER_RUN, planAssemblySteps } from "../../src/media/steps.js";
 import { verifyOutput } from "../../src/media/verify.js";
 import { createLocalStorage } from "../../src/storage/local.js";
 import { type MoveInput, makeBlueprint } from "../helpers/blueprints.js";
@@ -72,7 +72,7 @@ interface Outputs {
   plan: RenderPlan;
   /** CLIP_CACHE=off: one FFmpeg run per body and per window, joined by stream copy. */
   segments: string;
-  /** The clip-cache assembly: bodies copied from normalised entries, windows re-encoded from them. */
+  /** The clip-cache assembly: bodies copied from normalised entries, windows re-encoded from them (batched). */
   cached: string;
 }
 
@@ -91,12 +91,13 @@ async function renderBoth(blueprint: Blueprint): Promise<Outputs> {
     signal,
   });
   const output = path.join(dir, "out.mp4");
-  const steps = planAssemblySteps(cached.plan, planAssembly(cached.plan, cached.entries), {
-    entries: cached.entries,
-    audio: cached.audio,
-    workDir: path.join(dir, "render"),
-    output,
-  });
+  // Re-encoded pieces batched as on one vCPU (media/steps.ts `piecesPerRun`).
+  const steps = planAssemblySteps(
+    cached.plan,
+    planAssembly(cached.plan, cached.entries),
+    { entries: cached.entries, audio: cached.audio, workDir: path.join(dir, "render"), output },
+    { piecesPerRun: MAX_PIECES_PER_RUN },
+  );
   await renderSteps(cached.plan, steps, { workDir: path.join(dir, "render"), output, signal, logger });
   await verifyOutput(output, cached.plan, {});
   return { plan: segments.plan, segments: segments.file, cached: output };
