@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { parseBlueprint, validateBlueprint } from "../../src/blueprint/parse.js";
 import type { ParseResult } from "../../src/blueprint/types.js";
 import { blueprintDocument, DEFAULTS, GCS_DEFAULTS } from "../helpers/blueprints.js";
+import { mutate, mutations } from "../helpers/mutations.js";
 
 function expectWellFormed(result: ParseResult): void {
   if (result.ok) {
@@ -16,32 +17,12 @@ function expectWellFormed(result: ParseResult): void {
   }
 }
 
-type Json = unknown;
-
-/** Every [container, key] pair of a JSON document, so a mutation can target any field or element. */
-function slots(doc: Json, out: [Record<string, Json> | Json[], string | number][] = []) {
-  if (Array.isArray(doc)) {
-    doc.forEach((value, index) => {
-      out.push([doc, index]);
-      slots(value, out);
-    });
-  } else if (typeof doc === "object" && doc !== null) {
-    for (const [key, value] of Object.entries(doc)) {
-      out.push([doc as Record<string, Json>, key]);
-      slots(value, out);
-    }
-  }
-  return out;
-}
-
-const mutation = fc.record({
-  at: fc.nat(),
-  kind: fc.constantFrom("replace", "delete"),
-  value: fc.oneof(
+const MUTATIONS = mutations(
+  fc.oneof(
     fc.jsonValue({ maxDepth: 2 }),
     fc.constantFrom(-1, 0, 0.01, 1e308, -0.0, "", "..", "/x", "gs://media-bucket/x.mp4", null, true, [], {}),
   ),
-});
+);
 
 describe("validateBlueprint never throws", () => {
   it("on any JSON value", () => {
@@ -66,16 +47,11 @@ describe("validateBlueprint never throws", () => {
     fc.assert(
       fc.property(
         fc.array(fc.double({ min: 0.07, max: 30, noNaN: true }), { minLength: 1, maxLength: 8 }),
-        fc.array(mutation, { minLength: 1, maxLength: 3 }),
+        MUTATIONS,
         fc.boolean(),
-        (durations, mutations, gcs) => {
+        (durations, edits, gcs) => {
           const doc = blueprintDocument(durations);
-          for (const { at, kind, value } of mutations) {
-            const all = slots(doc);
-            const [container, key] = all[at % all.length]!;
-            if (kind === "delete" && !Array.isArray(container)) delete container[key as string];
-            else (container as Record<string | number, Json>)[key] = value;
-          }
+          mutate(doc, edits);
           expectWellFormed(validateBlueprint(doc, gcs ? GCS_DEFAULTS : DEFAULTS));
         },
       ),

@@ -13,7 +13,7 @@ import { runCli } from "../helpers/cli.js";
 import { makeClip, makeSong } from "../helpers/fixtures.js";
 import { EMULATOR_PROJECT_ID, type GcsEmulator, startGcsEmulator } from "../helpers/gcs-emulator.js";
 import { probeVideo } from "../helpers/measure.js";
-import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { resetTasks, startPostgres, type TestPostgres, taskRow } from "../helpers/postgres.js";
 
 const BUCKET = "e2e-media";
 const TASK_ID = "5d0e7c1a-0000-4000-8000-00000000gcs1";
@@ -59,8 +59,7 @@ function env(blueprintJson: string): Record<string, string> {
 }
 
 async function row() {
-  const { rows } = await pool.query("select * from choreography_tasks where task_id = $1", [TASK_ID]);
-  return rows[0] as Record<string, unknown> & { result: Record<string, unknown> | null };
+  return (await taskRow(pool, TASK_ID))!;
 }
 
 beforeAll(async () => {
@@ -87,11 +86,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await pool.query("delete from choreography_tasks");
-  await pool.query("insert into choreography_tasks (task_id, user_id, status) values ($1, $2, 'pending')", [
-    TASK_ID,
-    USER_ID,
-  ]);
+  await resetTasks(pool, TASK_ID, USER_ID);
 });
 
 describe("the job in GCS mode", () => {

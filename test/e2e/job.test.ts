@@ -15,7 +15,7 @@ import { type MoveSpec, runDocument } from "../helpers/blueprints.js";
 import { ROOT, type Run, runCli } from "../helpers/cli.js";
 import { makeClip, makeSong } from "../helpers/fixtures.js";
 import { probeVideo } from "../helpers/measure.js";
-import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { resetTasks, startPostgres, type TestPostgres, taskRow } from "../helpers/postgres.js";
 
 const DB_PASSWORD = "e2e-Secret-Pa55word";
 const TASK_ID = "9a1c6a4e-0000-4000-8000-00000000e2e1";
@@ -60,8 +60,7 @@ async function run(
 }
 
 async function row() {
-  const { rows } = await pool.query("select * from choreography_tasks where task_id = $1", [TASK_ID]);
-  return rows[0] as Record<string, unknown> & { result: Record<string, unknown> | null };
+  return (await taskRow(pool, TASK_ID))!;
 }
 
 function tempLeftovers(): string[] {
@@ -86,11 +85,7 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await pool.query("delete from choreography_tasks");
-  await pool.query("insert into choreography_tasks (task_id, user_id, status) values ($1, $2, 'pending')", [
-    TASK_ID,
-    USER_ID,
-  ]);
+  await resetTasks(pool, TASK_ID, USER_ID);
   rmSync(path.join(root, "output"), { recursive: true, force: true });
 });
 

@@ -8,7 +8,7 @@ import { silentLogger } from "../../src/log.js";
 import { errorLine } from "../../src/media/ffmpeg.js";
 import { parseProbe } from "../../src/media/media-info.js";
 import { createTaskStore, storableJson, storableText, type TaskResult } from "../../src/tasks/store.js";
-import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { insertPendingTask, startPostgres, type TestPostgres, taskRow } from "../helpers/postgres.js";
 
 let postgres: TestPostgres;
 
@@ -30,10 +30,7 @@ describe("task row text PostgreSQL cannot store (lone surrogates, NUL)", () => {
 
   it("a failure naming a key with a lone surrogate is recorded (it used to leave the row running)", async () => {
     const taskId = "hardening-surrogate-fail";
-    await postgres.pool.query(
-      "insert into choreography_tasks (task_id, user_id, status) values ($1, 1, 'pending')",
-      [taskId],
-    );
+    await insertPendingTask(postgres.pool, taskId, 1);
     const store = createTaskStore(postgres.pool, { logger: silentLogger(), userId: 1 });
     await store.start(taskId, "Validating \ud800");
     await store.fail(taskId, {
@@ -42,27 +39,20 @@ describe("task row text PostgreSQL cannot store (lone surrogates, NUL)", () => {
       code: "STORAGE_NOT_FOUND",
       retryable: false,
     });
-    const { rows } = await postgres.pool.query("select * from choreography_tasks where task_id = $1", [
-      taskId,
-    ]);
-    expect(rows[0].status).toBe("failed");
-    expect(rows[0].error).toBe("Media file not found: clips/\uFFFD\uFFFD.mp4");
-    expect(rows[0].result.error).toBe(rows[0].error);
+    const row = (await taskRow(postgres.pool, taskId))!;
+    expect(row.status).toBe("failed");
+    expect(row.error).toBe("Media file not found: clips/\uFFFD\uFFFD.mp4");
+    expect(row.result?.["error"]).toBe(row.error);
   });
 
   it("a result whose warnings carry a lone surrogate is recorded", async () => {
     const taskId = "hardening-surrogate-ok";
-    await postgres.pool.query(
-      "insert into choreography_tasks (task_id, user_id, status) values ($1, 1, 'pending')",
-      [taskId],
-    );
+    await insertPendingTask(postgres.pool, taskId, 1);
     const store = createTaskStore(postgres.pool, { logger: silentLogger(), userId: 1 });
     const result = { output_path: "output/x.mp4", warnings: ["moves[0] (clips/\udc00.mp4): held"] };
     await store.complete(taskId, result as unknown as TaskResult);
-    const { rows } = await postgres.pool.query("select result from choreography_tasks where task_id = $1", [
-      taskId,
-    ]);
-    expect(rows[0].result.warnings).toEqual(["moves[0] (clips/\uFFFD.mp4): held"]);
+    const row = (await taskRow(postgres.pool, taskId))!;
+    expect(row.result?.["warnings"]).toEqual(["moves[0] (clips/\uFFFD.mp4): held"]);
   });
 });
 

@@ -11,7 +11,13 @@ import type pg from "pg";
 import { expect, it } from "vitest";
 import { type MoveSpec, runDocument } from "../helpers/blueprints.js";
 import { type Run, type RunOptions, runCli as runCliProcess } from "../helpers/cli.js";
-import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import {
+  insertPendingTask,
+  startPostgres,
+  type TaskTableRow,
+  type TestPostgres,
+  taskRow,
+} from "../helpers/postgres.js";
 import { caseById } from "./cases.js";
 
 export type { Run, RunOptions } from "../helpers/cli.js";
@@ -27,14 +33,6 @@ export async function runCli(options: RunOptions): Promise<Run> {
   return run;
 }
 
-export type TaskRow = Record<string, unknown> & {
-  status: string;
-  stage: string | null;
-  error: string | null;
-  progress: number;
-  result: Record<string, unknown> | null;
-};
-
 export interface Harness {
   postgres: TestPostgres;
   pool: pg.Pool;
@@ -47,7 +45,7 @@ export interface Harness {
   dbEnv(): Record<string, string>;
   /** A fresh pending row owned by USER_ID; returns its id. */
   newTask(): Promise<string>;
-  row(taskId: string): Promise<TaskRow>;
+  row(taskId: string): Promise<TaskTableRow>;
   stop(): Promise<void>;
 }
 
@@ -78,21 +76,39 @@ export async function startHarness(
     }),
     async newTask() {
       const id = randomUUID();
-      await pool.query(
-        "insert into choreography_tasks (task_id, user_id, status) values ($1, $2, 'pending')",
-        [id, USER_ID],
-      );
+      await insertPendingTask(pool, id, USER_ID);
       return id;
     },
     async row(taskId) {
-      const { rows } = await pool.query("select * from choreography_tasks where task_id = $1", [taskId]);
-      return rows[0] as TaskRow;
+      return (await taskRow(pool, taskId))!;
     },
     async stop() {
       await postgres.stop();
       rmSync(root, { recursive: true, force: true });
       rmSync(tmp, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * The env of a CLI run against the harness, as the API starts an execution: temp dir, storage root,
+ * database, the task and its owner, and the blueprint (a document is serialised; none when the run
+ * passes `--blueprint FILE`). `extra` adds or overrides variables.
+ */
+export function jobEnv(
+  h: Harness,
+  taskId: string,
+  doc?: Record<string, unknown> | string,
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  return {
+    TMPDIR: h.tmp,
+    LOCAL_STORAGE_ROOT: h.root,
+    TASK_ID: taskId,
+    USER_ID: String(USER_ID),
+    ...(doc === undefined ? {} : { BLUEPRINT_JSON: typeof doc === "string" ? doc : JSON.stringify(doc) }),
+    ...h.dbEnv(),
+    ...extra,
   };
 }
 
@@ -119,7 +135,7 @@ export async function expectFailed(
   run: Run,
   taskId: string,
   expected: { code: number; stage: string; error: string | RegExp; errorCode?: string },
-): Promise<TaskRow> {
+): Promise<TaskTableRow> {
   const task = await h.row(taskId);
   const context = `stderr: ${run.stderr.slice(0, 500)}\nrow: ${JSON.stringify(task)}`;
   expect(run.code, context).toBe(expected.code);
@@ -189,7 +205,7 @@ export async function expectOutcome(
   taskId: string,
   id: string,
   options: { checkTemp?: boolean; outputKey?: string; error?: string | undefined; code?: string } = {},
-): Promise<TaskRow> {
+): Promise<TaskTableRow> {
   const { outcome } = caseById(id);
   const task = await h.row(taskId);
   const context = `case ${id}\nexit ${run.code}\nstderr: ${run.stderr.slice(0, 800)}\nrow: ${JSON.stringify(task)?.slice(0, 1500)}`;

@@ -14,6 +14,7 @@ import { formatIssues } from "../../src/blueprint/summary.js";
 import { loadConfig } from "../../src/config.js";
 import { storableText } from "../../src/tasks/store.js";
 import { probeVideo } from "../helpers/measure.js";
+import { mutate, mutations } from "../helpers/mutations.js";
 import {
   blueprint,
   expectNoOutput,
@@ -23,10 +24,10 @@ import {
   type Harness,
   hardeningCase,
   inParallel,
+  jobEnv,
   type Run,
   runCli,
   startHarness,
-  USER_ID,
 } from "./harness.js";
 import { HOSTILE, place, song, tinyClip } from "./media.js";
 
@@ -71,22 +72,13 @@ async function runVariant(_id: string, variant: Variant): Promise<{ run: Run; ta
   const taskId = await h.newTask();
   const doc = variant.doc(taskId);
   const text = typeof doc === "string" ? doc : JSON.stringify(doc);
-  const env: Record<string, string> = {
-    TMPDIR: h.tmp,
-    LOCAL_STORAGE_ROOT: h.root,
-    TASK_ID: taskId,
-    USER_ID: String(USER_ID),
-    ...h.dbEnv(),
-  };
-  let args: string[] = [];
-  if (variant.file === true) {
-    const file = path.join(outside, `${taskId}.json`);
-    writeFileSync(file, text);
-    args = ["--blueprint", file];
-  } else {
-    env["BLUEPRINT_JSON"] = text;
-  }
-  const run = await runCli({ env, args, killAfterMs: 60_000 });
+  const file = variant.file === true ? path.join(outside, `${taskId}.json`) : undefined;
+  if (file !== undefined) writeFileSync(file, text);
+  const run = await runCli({
+    env: jobEnv(h, taskId, file === undefined ? text : undefined),
+    args: file === undefined ? [] : ["--blueprint", file],
+    killAfterMs: 60_000,
+  });
   return { run, taskId };
 }
 
@@ -377,15 +369,7 @@ describe("unicode", () => {
     ) as Record<string, any>;
     doc["moves"][0].clip_id = "\u{1F483}\u0000\uFEFF";
     doc["difficulty_level"] = "beginner";
-    const run = await runCli({
-      env: {
-        TMPDIR: h.tmp,
-        LOCAL_STORAGE_ROOT: h.root,
-        TASK_ID: taskId,
-        BLUEPRINT_JSON: JSON.stringify(doc),
-        ...h.dbEnv(),
-      },
-    });
+    const run = await runCli({ env: jobEnv(h, taskId, doc) });
     await expectOutcome(h, run, taskId, "unicode");
     expect(probeVideo(path.join(h.root, "output/\u{1F483}\u202E.mp4")).frames).toBe(60);
     rmSync(path.join(h.root, "output"), { recursive: true, force: true });
@@ -404,17 +388,7 @@ describe("a song that cannot be fetched", () => {
   async function songRun(clipCache: "on" | "off", key: string) {
     const taskId = await h.newTask();
     const doc = base(taskId, (d) => (d["audio_path"] = key));
-    const run = await runCli({
-      env: {
-        TMPDIR: h.tmp,
-        LOCAL_STORAGE_ROOT: h.root,
-        TASK_ID: taskId,
-        CLIP_CACHE: clipCache,
-        BLUEPRINT_JSON: JSON.stringify(doc),
-        ...h.dbEnv(),
-      },
-      killAfterMs: 60_000,
-    });
+    const run = await runCli({ env: jobEnv(h, taskId, doc, { CLIP_CACHE: clipCache }), killAfterMs: 60_000 });
     return { run, taskId };
   }
 
@@ -477,15 +451,7 @@ describe("option smuggling", () => {
       "output/-y 'x';[a].mp4",
     ) as Record<string, any>;
     doc["moves"][0].clip_id = "[in];nullsrc,drawtext=text='%{pts}'";
-    const run = await runCli({
-      env: {
-        TMPDIR: h.tmp,
-        LOCAL_STORAGE_ROOT: h.root,
-        TASK_ID: taskId,
-        BLUEPRINT_JSON: JSON.stringify(doc),
-        ...h.dbEnv(),
-      },
-    });
+    const run = await runCli({ env: jobEnv(h, taskId, doc) });
     await expectOutcome(h, run, taskId, "filtergraph-names");
     expect(probeVideo(path.join(h.root, "output/-y 'x';[a].mp4")).frames).toBe(36);
     rmSync(path.join(h.root, "output"), { recursive: true, force: true });
@@ -502,16 +468,7 @@ describe("hostile media", () => {
   ) {
     const taskId = await h.newTask();
     const doc = blueprint(taskId, moves, { audio_path: songKey });
-    const run = await runCli({
-      env: {
-        TMPDIR: h.tmp,
-        LOCAL_STORAGE_ROOT: h.root,
-        TASK_ID: taskId,
-        BLUEPRINT_JSON: JSON.stringify(doc),
-        ...h.dbEnv(),
-      },
-      killAfterMs: 90_000,
-    });
+    const run = await runCli({ env: jobEnv(h, taskId, doc), killAfterMs: 90_000 });
     const task = await expectOutcome(h, run, taskId, id, { outputKey: `output/${taskId}.mp4` });
     if (task.status === "failed") expectNoOutput(h);
     return { run, task, output: path.join(h.root, `output/${taskId}.mp4`) };
@@ -603,26 +560,8 @@ describe("hostile media", () => {
 });
 
 describe("property-based fuzzing through the CLI", () => {
-  type Json = unknown;
-  /** Every [container, key] of a document except `task_id` (a changed id is the TASK_ID guard's case). */
-  function slots(doc: Json, out: [Record<string, Json> | Json[], string | number][] = []) {
-    if (Array.isArray(doc)) {
-      doc.forEach((value, index) => {
-        out.push([doc, index]);
-        slots(value, out);
-      });
-    } else if (typeof doc === "object" && doc !== null) {
-      for (const [key, value] of Object.entries(doc)) {
-        if (key !== "task_id") out.push([doc as Record<string, Json>, key]);
-        slots(value, out);
-      }
-    }
-    return out;
-  }
-  const mutation = fc.record({
-    at: fc.nat(),
-    kind: fc.constantFrom("replace", "delete"),
-    value: fc.oneof(
+  const MUTATIONS = mutations(
+    fc.oneof(
       fc.jsonValue({ maxDepth: 2 }),
       fc.double(),
       fc.string({ unit: "binary", maxLength: 12 }),
@@ -649,7 +588,7 @@ describe("property-based fuzzing through the CLI", () => {
         {},
       ),
     ),
-  });
+  );
   const RUNS = Number(process.env["HARDENING_FUZZ_RUNS"] ?? 40);
 
   hardeningCase(
@@ -657,25 +596,15 @@ describe("property-based fuzzing through the CLI", () => {
     async () => {
       const seen = { invalid: 0, completed: 0, failed: 0 };
       await fc.assert(
-        fc.asyncProperty(fc.array(mutation, { minLength: 1, maxLength: 3 }), async (mutations) => {
+        fc.asyncProperty(MUTATIONS, async (edits) => {
           const taskId = await h.newTask();
           const doc = base(taskId);
-          for (const { at, kind, value } of mutations) {
-            const all = slots(doc);
-            const [container, key] = all[at % all.length]!;
-            if (kind === "delete" && !Array.isArray(container)) delete container[key as string];
-            else (container as Record<string | number, Json>)[key] = value;
-          }
+          // A changed task_id is the TASK_ID guard's case (trust-task-id).
+          mutate(doc, edits, new Set(["task_id"]));
           const text = JSON.stringify(doc);
-          const env = {
-            TMPDIR: h.tmp,
-            LOCAL_STORAGE_ROOT: h.root,
-            TASK_ID: taskId,
-            USER_ID: String(USER_ID),
-            ...h.dbEnv(),
-          };
+          const env = jobEnv(h, taskId, text);
           const expected = parseBlueprint(text, loadConfig(env).defaults);
-          const run = await runCli({ env: { ...env, BLUEPRINT_JSON: text }, killAfterMs: 60_000 });
+          const run = await runCli({ env, killAfterMs: 60_000 });
           const task = await h.row(taskId);
           const context = `${text}\nexit ${run.code}\n${run.stderr}\n${JSON.stringify(task)}`;
           expect(run.signal, context).toBeNull();

@@ -13,10 +13,10 @@ import {
   expectNoTemp,
   type Harness,
   hardeningCase,
+  jobEnv,
   type MoveSpec,
   runCli,
   startHarness,
-  USER_ID,
 } from "./harness.js";
 import { place, song, tinyClip } from "./media.js";
 
@@ -58,15 +58,7 @@ async function concurrent(id: string, clipCache: "on" | "off"): Promise<void> {
   const runs = await Promise.all(
     tasks.map((taskId, i) =>
       runCli({
-        env: {
-          TMPDIR: h.tmp,
-          LOCAL_STORAGE_ROOT: h.root,
-          TASK_ID: taskId,
-          USER_ID: String(USER_ID),
-          CLIP_CACHE: clipCache,
-          BLUEPRINT_JSON: JSON.stringify(blueprint(taskId, moves(i))),
-          ...h.dbEnv(),
-        },
+        env: jobEnv(h, taskId, blueprint(taskId, moves(i)), { CLIP_CACHE: clipCache }),
         killAfterMs: 180_000,
       }),
     ),

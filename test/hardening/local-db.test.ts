@@ -17,6 +17,7 @@ import {
   expectOutcome,
   type Harness,
   hardeningCase,
+  jobEnv,
   runCli,
   startHarness,
 } from "./harness.js";
@@ -192,14 +193,7 @@ describe("signals", () => {
       ]);
       let sent = false;
       const run = await runCli({
-        env: {
-          TMPDIR: h.tmp,
-          LOCAL_STORAGE_ROOT: h.root,
-          TASK_ID: taskId,
-          BLUEPRINT_JSON: JSON.stringify(doc),
-          CLIP_CACHE: "off",
-          ...h.dbEnv(),
-        },
+        env: jobEnv(h, taskId, doc, { CLIP_CACHE: "off" }),
         killAfterMs: 60_000,
         onLine: (line, pid) => {
           if (sent || !line.includes("Stage fetching done")) return;

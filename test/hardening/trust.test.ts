@@ -21,6 +21,7 @@ import {
   ffmpeg,
   type Harness,
   hardeningCase,
+  jobEnv,
   type Run,
   runCli,
   startHarness,
@@ -80,17 +81,7 @@ async function attack(id: string, clip: string, songKey = "songs/song.m4a", samp
     ],
     { audio_path: songKey },
   );
-  const run = await runCli({
-    env: {
-      TMPDIR: h.tmp,
-      LOCAL_STORAGE_ROOT: h.root,
-      TASK_ID: taskId,
-      BLUEPRINT_JSON: JSON.stringify(doc),
-      ...h.dbEnv(),
-    },
-    sampleRss,
-    killAfterMs: 90_000,
-  });
+  const run = await runCli({ env: jobEnv(h, taskId, doc), sampleRss, killAfterMs: 90_000 });
   const task = await expectOutcome(h, run, taskId, id, { outputKey: `output/${taskId}.mp4` });
   expect(task.error).toContain(clip === "clips/red.mp4" ? songKey : clip);
   expectNoOutput(h);
@@ -154,15 +145,11 @@ describe("media that references other files", () => {
           { clip: "clips/hls.mp4", duration: 0.5 },
         ]);
         const run = await runCli({
-          env: {
-            TMPDIR: h.tmp,
-            TASK_ID: taskId,
-            BLUEPRINT_JSON: JSON.stringify(doc),
+          env: jobEnv(h, taskId, doc, {
             GCS_BUCKET_NAME: "trust-media",
             GCP_PROJECT_ID: EMULATOR_PROJECT_ID,
             STORAGE_EMULATOR_HOST: emulator.host,
-            ...h.dbEnv(),
-          },
+          }),
           killAfterMs: 90_000,
         });
         const task = await expectOutcome(h, run, taskId, "trust-hls-clip");
@@ -280,13 +267,7 @@ describe("concurrent executions of one task", () => {
       { clip: "clips/red.mp4", duration: 0.5 },
       { clip: "clips/red.mp4", duration: 0.5, transition: "crossfade" },
     ]);
-    const env = {
-      TMPDIR: h.tmp,
-      LOCAL_STORAGE_ROOT: h.root,
-      TASK_ID: taskId,
-      BLUEPRINT_JSON: JSON.stringify(doc),
-      ...h.dbEnv(),
-    };
+    const env = jobEnv(h, taskId, doc);
     let second: Run | undefined;
     let rowBefore = "";
     let rowAfter = "";
@@ -338,16 +319,7 @@ describe("ids and output paths the job refuses", () => {
     const taskId = await h.newTask();
     const doc = blueprint(taskId, [{ clip: "clips/red.mp4", duration: 0.5 }]);
     mutate(doc, taskId);
-    const run = await runCli({
-      env: {
-        TMPDIR: h.tmp,
-        LOCAL_STORAGE_ROOT: h.root,
-        TASK_ID: taskId,
-        BLUEPRINT_JSON: JSON.stringify(doc),
-        ...h.dbEnv(),
-      },
-      killAfterMs: 60_000,
-    });
+    const run = await runCli({ env: jobEnv(h, taskId, doc), killAfterMs: 60_000 });
     const task = await expectOutcome(h, run, taskId, id);
     expect(task.error).toContain(error);
     expectNoOutput(h);

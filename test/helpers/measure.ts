@@ -61,27 +61,18 @@ export function frameCount(file: string): number {
   return Number(out.trim());
 }
 
+/** Decodes the first video stream of `file` once into `output` (FFmpeg output options), returning stdout. */
+function decodeVideo(file: string, output: string[], maxBuffer: number): Buffer {
+  return execFileSync(
+    "ffmpeg",
+    ["-hide_banner", "-nostdin", "-v", "error", "-i", file, "-map", "0:v:0", ...output],
+    { maxBuffer },
+  );
+}
+
 /** The luma plane of every frame of the first video stream (one decode) of a `width`×`height` video. */
 export function lumaFrames(file: string, width: number, height: number): Uint8Array[] {
-  const raw = execFileSync(
-    "ffmpeg",
-    [
-      "-hide_banner",
-      "-nostdin",
-      "-v",
-      "error",
-      "-i",
-      file,
-      "-map",
-      "0:v:0",
-      "-f",
-      "rawvideo",
-      "-pix_fmt",
-      "yuv420p",
-      "-",
-    ],
-    { maxBuffer: 256 * 1024 * 1024 },
-  );
+  const raw = decodeVideo(file, ["-f", "rawvideo", "-pix_fmt", "yuv420p", "-"], 256 * 1024 * 1024);
   const size = (width * height * 3) / 2;
   const frames: Uint8Array[] = [];
   for (let offset = 0; offset + size <= raw.length; offset += size) {
@@ -115,25 +106,8 @@ export interface FrameStats {
 
 /** signalstats averages of every frame of the first video stream (one decode), optionally cropped. */
 export function frameStats(file: string, crop?: string): FrameStats[] {
-  const out = execFileSync(
-    "ffmpeg",
-    [
-      "-hide_banner",
-      "-nostdin",
-      "-v",
-      "error",
-      "-i",
-      file,
-      "-map",
-      "0:v:0",
-      "-vf",
-      `${crop === undefined ? "" : `crop=${crop},`}signalstats,metadata=print:file=-`,
-      "-f",
-      "null",
-      "-",
-    ],
-    { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
-  );
+  const filter = `${crop === undefined ? "" : `crop=${crop},`}signalstats,metadata=print:file=-`;
+  const out = decodeVideo(file, ["-vf", filter, "-f", "null", "-"], 64 * 1024 * 1024).toString("utf8");
   const frames: FrameStats[] = [];
   let current: Partial<FrameStats> = {};
   for (const line of out.split("\n")) {

@@ -235,3 +235,32 @@ export async function startSharedPostgres(): Promise<{ shared: SharedPostgres; s
   }
   return { shared, stop: () => started.stop() };
 }
+
+/** A `choreography_tasks` row as the tests read it (`select *`). */
+export type TaskTableRow = Record<string, unknown> & {
+  status: string;
+  stage: string | null;
+  error: string | null;
+  progress: number;
+  result: Record<string, unknown> | null;
+};
+
+/** Inserts the pending row the API creates before it starts an execution. */
+export async function insertPendingTask(pool: pg.Pool, taskId: string, userId: number): Promise<void> {
+  await pool.query("insert into choreography_tasks (task_id, user_id, status) values ($1, $2, 'pending')", [
+    taskId,
+    userId,
+  ]);
+}
+
+/** Empties the task table, then inserts one pending row: each test starts from a fresh task. */
+export async function resetTasks(pool: pg.Pool, taskId: string, userId: number): Promise<void> {
+  await pool.query("delete from choreography_tasks");
+  await insertPendingTask(pool, taskId, userId);
+}
+
+/** The row of `taskId`, or undefined. */
+export async function taskRow(pool: pg.Pool, taskId: string): Promise<TaskTableRow | undefined> {
+  const { rows } = await pool.query("select * from choreography_tasks where task_id = $1", [taskId]);
+  return rows[0] as TaskTableRow | undefined;
+}

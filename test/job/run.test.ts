@@ -10,7 +10,7 @@ import { loadConfig } from "../../src/config.js";
 import { type JobDependencies, jobDependencies, runJob } from "../../src/job/run.js";
 import { makeClip, makeSong } from "../helpers/fixtures.js";
 import { captureLogs } from "../helpers/log-capture.js";
-import { startPostgres, type TestPostgres } from "../helpers/postgres.js";
+import { resetTasks, startPostgres, type TestPostgres, taskRow } from "../helpers/postgres.js";
 
 const TASK_ID = "9a1c6a4e-0000-4000-8000-0000000000r1";
 
@@ -102,18 +102,11 @@ afterAll(async () => {
 });
 
 beforeEach(async () => {
-  await postgres.pool.query("delete from choreography_tasks");
-  await postgres.pool.query(
-    "insert into choreography_tasks (task_id, user_id, status) values ($1, 1, 'pending')",
-    [TASK_ID],
-  );
+  await resetTasks(postgres.pool, TASK_ID, 1);
 });
 
 async function row() {
-  const { rows } = await postgres.pool.query("select * from choreography_tasks where task_id = $1", [
-    TASK_ID,
-  ]);
-  return rows[0] as { status: string; stage: string | null; result: Record<string, unknown> | null };
+  return (await taskRow(postgres.pool, TASK_ID))!;
 }
 
 describe("runJob composed over real adapters", () => {
