@@ -21,11 +21,11 @@ import {
   expectOutcome,
   type Harness,
   hardeningCase,
+  jobEnv,
   type MoveSpec,
   type RunOptions,
   runCli,
   startHarness,
-  USER_ID,
 } from "./harness.js";
 import { place, song, tinyClip } from "./media.js";
 
@@ -92,19 +92,10 @@ function doc(taskId: string, moves: MoveSpec[], long = false): string {
 }
 
 function localEnv(taskId: string, text: string, extra: Record<string, string> = {}) {
-  return {
-    TMPDIR: h.tmp,
-    LOCAL_STORAGE_ROOT: h.root,
-    TASK_ID: taskId,
-    USER_ID: String(USER_ID),
-    BLUEPRINT_JSON: text,
-    // The render pipeline without the clip cache: its own storage traffic (describe, entry
-    // publishing) would change which request each scripted fault hits. The cache path is loaded
-    // in load.test.ts and scale.load.ts.
-    CLIP_CACHE: "off",
-    ...h.dbEnv(),
-    ...extra,
-  };
+  // The render pipeline without the clip cache: its own storage traffic (describe, entry
+  // publishing) would change which request each scripted fault hits. The cache path is loaded
+  // in load.test.ts and scale.load.ts.
+  return jobEnv(h, taskId, text, { CLIP_CACHE: "off", ...extra });
 }
 
 function gcsEnv(taskId: string, text: string, extra: Record<string, string> = {}) {
