@@ -288,33 +288,36 @@ interface BadCase {
   issues: [path: string, message: string][];
 }
 
-const set = (change: (bp: TestBlueprint) => void, durations?: number[]) => mutated(change, durations);
-const moveField = (index: number, field: string, value: unknown, durations?: number[]) =>
-  set((bp) => {
-    bp.moves[index]![field] = value;
+const field = (name: string, value: unknown) =>
+  mutated((bp) => {
+    bp[name] = value;
+  });
+const moveField = (index: number, name: string, value: unknown, durations?: number[]) =>
+  mutated((bp) => {
+    bp.moves[index]![name] = value;
   }, durations);
-const outputField = (field: string, value: unknown) =>
-  set((bp) => {
-    bp.output_config[field] = value;
+const outputField = (name: string, value: unknown) =>
+  mutated((bp) => {
+    bp.output_config[name] = value;
   });
 
 const BAD_CASES: BadCase[] = [
   // Required fields, with the Python job's messages.
   ...(["task_id", "audio_path", "moves", "output_config"] as const).map(
-    (field): BadCase => ({
-      name: `missing ${field}`,
-      doc: set((bp) => delete bp[field]),
-      issues: [[field, `Missing required field: ${field}`]],
+    (name): BadCase => ({
+      name: `missing ${name}`,
+      doc: mutated((bp) => delete bp[name]),
+      issues: [[name, `Missing required field: ${name}`]],
     }),
   ),
   {
     name: "missing output_path",
-    doc: set((bp) => delete bp.output_config["output_path"]),
+    doc: mutated((bp) => delete bp.output_config["output_path"]),
     issues: [["output_config.output_path", "output_config missing required field: output_path"]],
   },
   {
     name: "empty moves",
-    doc: set((bp) => (bp.moves = [])),
+    doc: mutated((bp) => (bp.moves = [])),
     issues: [["moves", "moves array cannot be empty"]],
   },
   {
@@ -324,41 +327,37 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "move is a string",
-    doc: set((bp) => ((bp.moves as unknown[])[1] = "clips/a.mp4")),
+    doc: mutated((bp) => ((bp.moves as unknown[])[1] = "clips/a.mp4")),
     issues: [["moves[1]", "expected an object, found a string"]],
   },
   {
     name: "move without video_path",
-    doc: set((bp) => delete bp.moves[1]!["video_path"]),
+    doc: mutated((bp) => delete bp.moves[1]!["video_path"]),
     issues: [["moves[1].video_path", "Missing required field: video_path"]],
   },
   {
     name: "move without start_time",
-    doc: set((bp) => delete bp.moves[1]!["start_time"]),
+    doc: mutated((bp) => delete bp.moves[1]!["start_time"]),
     issues: [["moves[1].start_time", "Missing required field: start_time"]],
   },
   {
     name: "move without duration",
-    doc: set((bp) => delete bp.moves[1]!["duration"]),
+    doc: mutated((bp) => delete bp.moves[1]!["duration"]),
     issues: [["moves[1].duration", "Missing required field: duration"]],
   },
   // task_id
-  { name: "blank task_id", doc: set((bp) => (bp["task_id"] = "  ")), issues: [["task_id", "non-blank"]] },
+  { name: "blank task_id", doc: field("task_id", "  "), issues: [["task_id", "non-blank"]] },
   {
     name: "task_id of 37 characters (the column is varchar(36))",
-    doc: set((bp) => (bp["task_id"] = "x".repeat(37))),
+    doc: field("task_id", "x".repeat(37)),
     issues: [["task_id", "expected at most 36 characters, found 37 characters"]],
   },
   {
     name: "task_id with a NUL",
-    doc: set((bp) => (bp["task_id"] = "abc\u0000def")),
+    doc: field("task_id", "abc\u0000def"),
     issues: [["task_id", "no control characters"]],
   },
-  {
-    name: "numeric task_id",
-    doc: set((bp) => (bp["task_id"] = 5)),
-    issues: [["task_id", "expected a string"]],
-  },
+  { name: "numeric task_id", doc: field("task_id", 5), issues: [["task_id", "expected a string"]] },
   // Numbers: types.
   {
     name: "string start_time",
@@ -441,7 +440,7 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "an offset of half a frame",
-    doc: set((bp) => {
+    doc: mutated((bp) => {
       bp.moves[1]!["start_time"] = 8 + 0.5 / 30;
       bp["total_duration"] = 16 + 0.5 / 30;
     }),
@@ -449,7 +448,7 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "a first move that does not start at 0",
-    doc: set((bp) => {
+    doc: mutated((bp) => {
       bp.moves[0]!["start_time"] = 1;
       bp.moves[1]!["start_time"] = 9;
       bp["total_duration"] = 17;
@@ -463,7 +462,7 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "a gap named by the default clip id",
-    doc: set((bp) => {
+    doc: mutated((bp) => {
       delete bp.moves[1]!["clip_id"];
       bp.moves[1]!["start_time"] = 10;
       bp["total_duration"] = 18;
@@ -472,14 +471,10 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "total_duration more than a frame off",
-    doc: set((bp) => (bp["total_duration"] = 16.1)),
+    doc: field("total_duration", 16.1),
     issues: [["total_duration", "expected 16 (the end of the last move, within 1 frame), found 16.1"]],
   },
-  {
-    name: "zero total_duration",
-    doc: set((bp) => (bp["total_duration"] = 0)),
-    issues: [["total_duration", "> 0"]],
-  },
+  { name: "zero total_duration", doc: field("total_duration", 0), issues: [["total_duration", "> 0"]] },
   {
     name: "a timeline longer than an hour",
     doc: blueprintDocument([1800, 1800.5]),
@@ -534,30 +529,26 @@ const BAD_CASES: BadCase[] = [
     issues: [["moves[0].original_duration", "> 0"]],
   },
   // Informational fields.
-  {
-    name: "negative audio_tempo",
-    doc: set((bp) => (bp["audio_tempo"] = -5)),
-    issues: [["audio_tempo", "> 0"]],
-  },
+  { name: "negative audio_tempo", doc: field("audio_tempo", -5), issues: [["audio_tempo", "> 0"]] },
   {
     name: "unknown difficulty",
-    doc: set((bp) => (bp["difficulty_level"] = "expert")),
+    doc: field("difficulty_level", "expert"),
     issues: [["difficulty_level", "one of beginner, intermediate, advanced"]],
   },
   {
     name: "numeric generation_timestamp",
-    doc: set((bp) => (bp["generation_timestamp"] = 1700000000)),
+    doc: field("generation_timestamp", 1700000000),
     issues: [["generation_timestamp", "expected a string"]],
   },
   {
     name: "string generation_parameters",
-    doc: set((bp) => (bp["generation_parameters"] = "medium")),
+    doc: field("generation_parameters", "medium"),
     issues: [["generation_parameters", "expected an object"]],
   },
   // output_config.
   {
     name: "output_config not an object",
-    doc: set((bp) => ((bp as Record<string, unknown>)["output_config"] = "out.mp4")),
+    doc: field("output_config", "out.mp4"),
     issues: [["output_config", 'expected an object, found a string "out.mp4"']],
   },
   {
@@ -599,7 +590,7 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "CRF 64 with vp9",
-    doc: set((bp) => (bp.output_config = { output_path: "o.webm", crf: 64 })),
+    doc: field("output_config", { output_path: "o.webm", crf: 64 }),
     issues: [["output_config.crf", "expected an integer from 0 to 63 for libvpx-vp9, found 64"]],
   },
   { name: "negative CRF", doc: outputField("crf", -1), issues: [["output_config.crf", ">= 0"]] },
@@ -655,7 +646,7 @@ const BAD_CASES: BadCase[] = [
   // Format ↔ extension ↔ codecs.
   {
     name: "format not matching the extension",
-    doc: set((bp) => (bp.output_config = { output_path: "out/x.webm", output_format: "mp4" })),
+    doc: field("output_config", { output_path: "out/x.webm", output_format: "mp4" }),
     issues: [
       ["output_config.output_format", 'expected "webm" to match the output_path extension, found "mp4"'],
     ],
@@ -672,14 +663,12 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "no extension with a format",
-    doc: set((bp) => (bp.output_config = { output_path: "out/x", output_format: "mov" })),
+    doc: field("output_config", { output_path: "out/x", output_format: "mov" }),
     issues: [["output_config.output_path", "a file name ending in .mov (output_format mov)"]],
   },
   {
     name: "webm with H.264 and AAC",
-    doc: set(
-      (bp) => (bp.output_config = { output_path: "x.webm", video_codec: "libx264", audio_codec: "aac" }),
-    ),
+    doc: field("output_config", { output_path: "x.webm", video_codec: "libx264", audio_codec: "aac" }),
     issues: [
       ["output_config.video_codec", 'expected libvpx-vp9 for webm output, found "libx264"'],
       ["output_config.audio_codec", 'expected libopus for webm output, found "aac"'],
@@ -687,10 +676,7 @@ const BAD_CASES: BadCase[] = [
   },
   {
     name: "mp4 with vp9 and opus",
-    doc: set(
-      (bp) =>
-        (bp.output_config = { output_path: "x.mp4", video_codec: "libvpx-vp9", audio_codec: "libopus" }),
-    ),
+    doc: field("output_config", { output_path: "x.mp4", video_codec: "libvpx-vp9", audio_codec: "libopus" }),
     issues: [
       ["output_config.video_codec", "expected libx264 or libx265 for mp4 output"],
       ["output_config.audio_codec", "expected aac or libmp3lame for mp4 output"],
@@ -737,7 +723,7 @@ for (const [key, reason] of PATH_ATTACKS) {
   for (const [path, place] of PATH_FIELDS) {
     BAD_CASES.push({
       name: `${path} = ${JSON.stringify(key)}`,
-      doc: set((bp) => place(bp, key)),
+      doc: mutated((bp) => place(bp, key)),
       defaults: GCS_DEFAULTS,
       issues: [[path, `expected a relative storage path, found ${reason}`]],
     });
@@ -745,7 +731,7 @@ for (const [key, reason] of PATH_ATTACKS) {
 }
 BAD_CASES.push({
   name: "gs://<bucket>/key in local mode",
-  doc: set((bp) => (bp["audio_path"] = `gs://${BUCKET}/songs/a.mp3`)),
+  doc: field("audio_path", `gs://${BUCKET}/songs/a.mp3`),
   issues: [["audio_path", "found a gs:// URL (storage is local, not GCS)"]],
 });
 
