@@ -31,6 +31,19 @@ function mutated(change: (bp: TestBlueprint) => void, durations?: number[]): Tes
   return bp;
 }
 
+const field = (name: string, value: unknown) =>
+  mutated((bp) => {
+    bp[name] = value;
+  });
+const moveField = (index: number, name: string, value: unknown, durations?: number[]) =>
+  mutated((bp) => {
+    bp.moves[index]![name] = value;
+  }, durations);
+const outputField = (name: string, value: unknown) =>
+  mutated((bp) => {
+    bp.output_config[name] = value;
+  });
+
 describe("validateBlueprint: valid blueprints", () => {
   it("accepts the SPEC §3 example and both seed README examples", () => {
     for (const text of [SPEC_EXAMPLE, SEED_MANUAL_EXAMPLE, SEED_STRUCTURE_EXAMPLE]) {
@@ -157,15 +170,13 @@ describe("validateBlueprint: valid blueprints", () => {
   });
 
   it("takes the format from the output_path extension (any case) when output_format is omitted", () => {
-    expect(
-      valid(mutated((doc) => (doc.output_config["output_path"] = "out/X.MKV"))).output_config.output_format,
-    ).toBe("mkv");
+    expect(valid(outputField("output_path", "out/X.MKV")).output_config.output_format).toBe("mkv");
     const webmDefaults: BlueprintDefaults = { ...DEFAULTS, output_format: "webm" };
     expect(valid(blueprintDocument(), webmDefaults).output_config.output_format).toBe("mp4");
   });
 
   it("chooses the natural codecs of webm when the environment's don't fit", () => {
-    const bp = valid(mutated((doc) => (doc.output_config["output_path"] = "out/x.webm")));
+    const bp = valid(outputField("output_path", "out/x.webm"));
     expect(bp.output_config).toMatchObject({
       output_format: "webm",
       video_codec: "libvpx-vp9",
@@ -185,12 +196,7 @@ describe("validateBlueprint: valid blueprints", () => {
       audio_codec: "aac",
       crf: 51,
     });
-    expect(
-      valid(
-        mutated((doc) => (doc.output_config["output_path"] = "o.webm")),
-        vp9,
-      ).output_config.crf,
-    ).toBe(60);
+    expect(valid(outputField("output_path", "o.webm"), vp9).output_config.crf).toBe(60);
   });
 
   it("accepts any codec pair in mkv, and CRF up to 63 for vp9", () => {
@@ -228,13 +234,11 @@ describe("validateBlueprint: valid blueprints", () => {
   });
 
   it("accepts fractional frame rates", () => {
-    expect(valid(mutated((doc) => (doc.output_config["frame_rate"] = 29.97))).output_config.frame_rate).toBe(
-      29.97,
-    );
+    expect(valid(outputField("frame_rate", 29.97)).output_config.frame_rate).toBe(29.97);
   });
 
   it("accepts names with dots such as clip..v2.mp4", () => {
-    const bp = valid(mutated((doc) => (doc.moves[0]!["video_path"] = "clips/clip..v2.mp4")));
+    const bp = valid(moveField(0, "video_path", "clips/clip..v2.mp4"));
     expect(bp.moves[0]!.video_path).toBe("clips/clip..v2.mp4");
   });
 
@@ -274,7 +278,7 @@ describe("validateBlueprint: valid blueprints", () => {
   });
 
   it("passes a per-move transition_duration through", () => {
-    const bp = valid(mutated((doc) => (doc.moves[1]!["transition_duration"] = 1.25)));
+    const bp = valid(moveField(1, "transition_duration", 1.25));
     expect(bp.moves[1]!.transition_duration).toBe(1.25);
     expect(bp.moves[0]).not.toHaveProperty("transition_duration");
   });
@@ -287,19 +291,6 @@ interface BadCase {
   /** Every issue expected, in order: path, and a fragment of the message. */
   issues: [path: string, message: string][];
 }
-
-const field = (name: string, value: unknown) =>
-  mutated((bp) => {
-    bp[name] = value;
-  });
-const moveField = (index: number, name: string, value: unknown, durations?: number[]) =>
-  mutated((bp) => {
-    bp.moves[index]![name] = value;
-  }, durations);
-const outputField = (name: string, value: unknown) =>
-  mutated((bp) => {
-    bp.output_config[name] = value;
-  });
 
 const BAD_CASES: BadCase[] = [
   // Required fields, with the Python job's messages.

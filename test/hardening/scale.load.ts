@@ -13,10 +13,10 @@ import {
   expectNoTemp,
   type Harness,
   hardeningCase,
+  jobEnv,
   type Run,
   runCli,
   startHarness,
-  USER_ID,
 } from "./harness.js";
 import { place, song, tinyClip } from "./media.js";
 
@@ -42,20 +42,11 @@ async function scaled(count: number, clipCache: "on" | "off"): Promise<Run> {
     duration: DURATION,
     transition: m % 2 === 0 ? "cut" : "crossfade",
   }));
+  const doc = blueprint(taskId, moves, {
+    output_config: { output_path: `output/${taskId}.mp4`, frame_rate: 30, transition_duration: 0.1 },
+  });
   const run = await runCli({
-    env: {
-      TMPDIR: h.tmp,
-      LOCAL_STORAGE_ROOT: h.root,
-      TASK_ID: taskId,
-      USER_ID: String(USER_ID),
-      CLIP_CACHE: clipCache,
-      BLUEPRINT_JSON: JSON.stringify(
-        blueprint(taskId, moves, {
-          output_config: { output_path: `output/${taskId}.mp4`, frame_rate: 30, transition_duration: 0.1 },
-        }),
-      ),
-      ...h.dbEnv(),
-    },
+    env: jobEnv(h, taskId, doc, { CLIP_CACHE: clipCache }),
     sampleRss: true,
     killAfterMs: 900_000,
   });
