@@ -22,6 +22,7 @@ import { caseById } from "./cases.js";
 
 export type { Run, RunOptions } from "../helpers/cli.js";
 export { commandOf, descendants } from "../helpers/cli.js";
+export type { TaskTableRow } from "../helpers/postgres.js";
 
 /** Every run of this test file, for the secrets check. */
 export const allRuns: Run[] = [];
