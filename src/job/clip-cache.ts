@@ -30,9 +30,10 @@ import {
   entryBuildArgs,
   profileId,
 } from "../media/assembly.js";
+import { watchdogMs } from "../media/commands.js";
 import { ALLOWED_DEMUXERS, pinnedInput } from "../media/containers.js";
-import { runFfmpeg, runFfprobeJson } from "../media/ffmpeg.js";
-import type { MediaInfo } from "../media/media-info.js";
+import { redactPaths, runFfmpeg, runFfprobeJson } from "../media/ffmpeg.js";
+import { type MediaInfo, parseRate } from "../media/media-info.js";
 import { planRender, type RenderPlan } from "../media/plan.js";
 import { probeMedia } from "../media/probe.js";
 import { fetchMedia } from "../storage/fetch-media.js";
@@ -45,6 +46,11 @@ export interface CacheEntry extends EntryFrames {
   packetHashes?: readonly string[];
   /** `SHA256:<hex>` of the entry's decoder configuration (SPS/PPS): the output's must be the same. */
   extradataHash?: string;
+  /**
+   * The whole entry decoded without an error when it was built (or when `warm-cache` checked it),
+   * and these are those bytes: the output check need not decode its copies again.
+   */
+  decodeVerified: boolean;
 }
 
 export interface CachedInputs {
@@ -93,6 +99,11 @@ export interface EntryMeta {
    */
   packetHashes?: string[];
   extradataHash?: string;
+  /**
+   * The whole entry was decoded without an error (FFmpeg printed nothing at `-v error`) when it was
+   * built, or when `warm-cache` checked it. Sidecars written before this existed lack it (still usable).
+   */
+  decoded?: boolean;
 }
 
 /** The build-time probe recorded in a sidecar, when it is complete and consistent with it. */
@@ -281,6 +292,143 @@ export async function probeEntry(
 }
 
 /**
+ * Decodes a whole entry once (video only, demuxed as the MP4 the job wrote). Returns why it does not
+ * decode cleanly — FFmpeg failed, or printed anything at `-v error` — or undefined when it does.
+ */
+export async function decodeEntry(
+  file: string,
+  frames: number,
+  profile: CacheProfile,
+  options: { ffmpegPath?: string; threads?: number; signal: AbortSignal; logger?: Logger },
+): Promise<string | undefined> {
+  const threads = String(Math.max(1, Math.floor(options.threads ?? 1)));
+  const seconds = frames / (parseRate(profile.rate) || 30);
+  try {
+    const { stderr } = await runFfmpeg(
+      [
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-threads",
+        threads,
+        ...pinnedInput(file, "mov"),
+        "-map",
+        "0:v:0",
+        "-f",
+        "null",
+        "-",
+      ],
+      {
+        ffmpegPath: options.ffmpegPath,
+        signal: options.signal,
+        ...(options.logger === undefined ? {} : { logger: options.logger }),
+        // Decoding is several times faster than the encode the watchdog budget is sized for.
+        timeoutMs: watchdogMs(seconds / 2, profile.width * profile.height, 1),
+        label: "decoding a clip-cache entry to check it",
+      },
+    );
+    const first = stderr.trim().split("\n")[0] ?? "";
+    return first === "" ? undefined : `decoding it reports errors (${redactPaths(first)})`;
+  } catch (error) {
+    if (options.signal.aborted) throw options.signal.reason;
+    if (isJobError(error) && error.code === "FFMPEG_FAILED") return `it does not decode (${error.message})`;
+    throw error;
+  }
+}
+
+/** One entry to build: what it is made of and where it goes. */
+export interface EntryBuild {
+  /** The source's storage key (for messages). */
+  key: string;
+  sourceHash: string;
+  profile: CacheProfile;
+  /** Storage keys of the entry and of its sidecar. */
+  entryKey: string;
+  metaKey: string;
+  /** The local file the normalising command writes. */
+  file: string;
+  /** The normalising command (`entryBuildArgs`). */
+  command: { args: string[]; timeoutMs: number };
+  /** The source's length, for log lines. */
+  seconds: number;
+}
+
+export interface BuildEntryOptions {
+  storage: Storage;
+  config: Pick<Config, "ffmpegPath" | "ffprobePath">;
+  logger: Logger;
+  signal: AbortSignal;
+  /** Runs once the normalising command has finished (the caller may drop the source then). */
+  afterEncode?: () => Promise<void>;
+  /**
+   * "best-effort" (a job): a failed write is logged and the entry still used from the local file;
+   * "required" (`warm-cache`, whose point it is): a failed write throws.
+   */
+  publish: "best-effort" | "required";
+}
+
+/**
+ * Builds one entry and publishes it, the same way for a job and for `warm-cache`: normalise, probe
+ * (demux), decode the whole entry once (video; any error fails the build like an unusable file),
+ * then publish the entry first and the sidecar last — with what the probe found and `decoded: true`
+ * — so a reader never finds a sidecar without its entry.
+ */
+export async function buildEntry(
+  build: EntryBuild,
+  options: BuildEntryOptions,
+): Promise<{ entry: CacheEntry; meta: EntryMeta; published: boolean }> {
+  const { storage, config, logger, signal } = options;
+  await runFfmpeg(build.command.args, {
+    ffmpegPath: config.ffmpegPath,
+    timeoutMs: build.command.timeoutMs,
+    signal,
+    logger,
+    label: `normalising ${build.key} for the clip cache`,
+    expectedSeconds: build.seconds,
+  });
+  await options.afterEncode?.();
+  const unusable = (reason: string) =>
+    new JobError(`Normalising ${build.key} produced an unusable file (${reason})`, { code: "FFMPEG_FAILED" });
+  const probed = await probeEntry(build.file, build.profile, { ffprobePath: config.ffprobePath, signal });
+  if ("reason" in probed) throw unusable(probed.reason);
+  const undecodable = await decodeEntry(build.file, probed.frames, build.profile, {
+    ffmpegPath: config.ffmpegPath,
+    signal,
+    logger,
+  });
+  if (undecodable !== undefined) throw unusable(undecodable);
+  const meta: EntryMeta = {
+    version: 1,
+    profile: build.profile,
+    sourceHash: build.sourceHash,
+    frames: probed.frames,
+    bytes: (await stat(build.file)).size,
+    sha256: await sha256File(build.file, signal),
+    packetHashes: probed.packetHashes,
+    ...(probed.extradataHash === undefined ? {} : { extradataHash: probed.extradataHash }),
+    decoded: true,
+  };
+  const write = async (file: string, key: string, contentType: string): Promise<boolean> => {
+    if (options.publish === "best-effort") return publish(storage, file, key, contentType, logger);
+    await storage.upload(file, key, { contentType, metadata: {} }, signal);
+    return true;
+  };
+  // Entry first, sidecar last: a reader never finds a sidecar without its entry.
+  let published = await write(build.file, build.entryKey, "video/mp4");
+  if (published) {
+    const metaFile = `${build.file}.json`;
+    try {
+      await writeFile(metaFile, JSON.stringify(meta));
+      published = await write(metaFile, build.metaKey, "application/json");
+    } finally {
+      await rm(metaFile, { force: true });
+    }
+  }
+  return { entry: { file: build.file, ...probed, decodeVerified: true }, meta, published };
+}
+
+/**
  * Like `prepareInputs`, through the cache: describes the clips (content hashes, no download),
  * reads their cached probes, plans, then finds or builds each clip's entry. Sources are fetched
  * only for missing probes or entries; in GCS mode each is deleted once normalised.
@@ -448,14 +596,14 @@ async function prepare(
       // The very bytes that were probed when the entry was built: what that probe found holds.
       const recorded = recordedProbe(meta);
       if (recorded !== undefined) {
-        entries.set(key, { file: fetched.path, ...recorded });
+        entries.set(key, { file: fetched.path, ...recorded, decodeVerified: meta.decoded === true });
         stats.hits += 1;
         return;
       }
       const probed = await probeEntry(fetched.path, profile, probeOptions);
       if ("reason" in probed) return reject(probed.reason);
       if (probed.frames !== meta.frames) return reject(`${probed.frames} frames, expected ${meta.frames}`);
-      entries.set(key, { file: fetched.path, ...probed });
+      entries.set(key, { file: fetched.path, ...probed, decodeVerified: meta.decoded === true });
       stats.hits += 1;
     } finally {
       looked += 1;
@@ -482,7 +630,11 @@ async function prepare(
       const file = path.join(entryDir, `${hashOf(key)}.mp4`);
       const { args } = await buildArgsFor(key, file, signal);
       const info = infos.get(key)!;
-      entries.set(key, { file, frames: Math.max(1, Math.round(info.duration * plan.fps)) });
+      entries.set(key, {
+        file,
+        frames: Math.max(1, Math.round(info.duration * plan.fps)),
+        decodeVerified: false,
+      });
       return args;
     });
     await Promise.all(clipKeys.map((key) => dropSource(key).catch(() => {})));
@@ -493,57 +645,27 @@ async function prepare(
   const buildConcurrency = Math.max(1, options.buildConcurrency ?? BUILD_CONCURRENCY);
   let built = 0;
   await forEachBounded(missing, buildConcurrency, signal, async (key, signal) => {
-    const probeOptions = { ffprobePath: config.ffprobePath, signal };
     const hash = hashOf(key);
-    const info = infos.get(key)!;
     const file = path.join(entryDir, `${hash}.${randomUUID().slice(0, 8)}.mp4`);
-    const { args, timeoutMs } = await buildArgsFor(key, file, signal);
     const started = performance.now();
-    await runFfmpeg(args, {
-      ffmpegPath: config.ffmpegPath,
-      timeoutMs,
-      signal,
-      logger,
-      label: `normalising ${key} for the clip cache`,
-      expectedSeconds: info.duration,
-    });
-    await dropSource(key);
-    const probed = await probeEntry(file, profile, probeOptions);
-    if ("reason" in probed) {
-      throw new JobError(`Normalising ${key} produced an unusable file (${probed.reason})`, {
-        code: "FFMPEG_FAILED",
-      });
-    }
-    const bytes = (await stat(file)).size;
-    const meta: EntryMeta = {
-      version: 1,
-      profile,
-      sourceHash: hash,
-      frames: probed.frames,
-      bytes,
-      sha256: await sha256File(file, signal),
-      packetHashes: probed.packetHashes,
-      ...(probed.extradataHash === undefined ? {} : { extradataHash: probed.extradataHash }),
-    };
-    const entryKey = cacheKey(prefix, profileDir, `${hash}.mp4`);
-    // Entry first, sidecar last: a reader never finds a sidecar without its entry.
-    if (await publish(storage, file, entryKey, "video/mp4", logger)) {
-      const metaFile = `${file}.json`;
-      await writeFile(metaFile, JSON.stringify(meta));
-      await publish(
-        storage,
-        metaFile,
-        cacheKey(prefix, profileDir, `${hash}.json`),
-        "application/json",
-        logger,
-      );
-      await rm(metaFile, { force: true });
-    }
-    entries.set(key, { file, ...probed });
+    const { entry, meta } = await buildEntry(
+      {
+        key,
+        sourceHash: hash,
+        profile,
+        entryKey: cacheKey(prefix, profileDir, `${hash}.mp4`),
+        metaKey: cacheKey(prefix, profileDir, `${hash}.json`),
+        file,
+        command: await buildArgsFor(key, file, signal),
+        seconds: infos.get(key)!.duration,
+      },
+      { storage, config, logger, signal, afterEncode: () => dropSource(key), publish: "best-effort" },
+    );
+    entries.set(key, entry);
     stats.built += 1;
     built += 1;
     logger.info(
-      { key, frames: probed.frames, bytes, duration_ms: Math.round(performance.now() - started) },
+      { key, frames: meta.frames, bytes: meta.bytes, duration_ms: Math.round(performance.now() - started) },
       `Clip cache: normalised ${key}`,
     );
     options.onProgress?.({ phase: "build", done: built, total: missing.length });

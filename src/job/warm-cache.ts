@@ -7,7 +7,7 @@
  * it, so one Cloud Run execution with `taskCount: N` splits the library without a scheduler.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { mkdir, mkdtemp, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pLimit from "p-limit";
@@ -19,14 +19,15 @@ import type { Config } from "../config.js";
 import { coerceError, isJobError, JobError } from "../errors.js";
 import type { Logger } from "../log.js";
 import { CACHE_GOP, cacheProfile, entryBuildArgs, profileId } from "../media/assembly.js";
-import { runFfmpeg } from "../media/ffmpeg.js";
 import type { MediaInfo } from "../media/media-info.js";
 import { planRender, type RenderPlan } from "../media/plan.js";
 import { probeMedia } from "../media/probe.js";
 import type { Storage } from "../storage/storage.js";
 import {
+  buildEntry,
   cacheKey,
   copyHashing,
+  decodeEntry,
   type EntryMeta,
   probeEntry,
   readJson,
@@ -293,42 +294,32 @@ export async function warmCache(
 
     const file = path.join(dir, "entry.mp4");
     const sourcePlan = Object.values(plan.sources)[0]!;
-    const { args, timeoutMs } = entryBuildArgs(
-      { file: await source(), demuxer: sourcePlan.demuxer, fit: sourcePlan.fit, duration: info.duration },
-      plan,
-      file,
-      gop,
+    const sourceCopy = await source();
+    await buildEntry(
+      {
+        key,
+        sourceHash: hash,
+        profile,
+        entryKey,
+        metaKey,
+        file,
+        command: entryBuildArgs(
+          { file: sourceCopy, demuxer: sourcePlan.demuxer, fit: sourcePlan.fit, duration: info.duration },
+          plan,
+          file,
+          gop,
+        ),
+        seconds: info.duration,
+      },
+      {
+        storage,
+        config,
+        logger,
+        signal,
+        afterEncode: () => rm(sourceCopy, { force: true }),
+        publish: "required",
+      },
     );
-    await runFfmpeg(args, {
-      ffmpegPath: config.ffmpegPath,
-      timeoutMs,
-      signal,
-      logger,
-      label: `normalising ${key} for the clip cache`,
-      expectedSeconds: info.duration,
-    });
-    await rm(await source(), { force: true });
-    const probed = await probeEntry(file, profile, probeOptions);
-    if ("reason" in probed) {
-      throw new JobError(`Normalising ${key} produced an unusable file (${probed.reason})`, {
-        code: "FFMPEG_FAILED",
-      });
-    }
-    const meta: EntryMeta = {
-      version: 1,
-      profile,
-      sourceHash: hash,
-      frames: probed.frames,
-      bytes: (await stat(file)).size,
-      sha256: await sha256File(file, signal),
-      packetHashes: probed.packetHashes,
-      ...(probed.extradataHash === undefined ? {} : { extradataHash: probed.extradataHash }),
-    };
-    // Entry first, sidecar last: a reader never finds a sidecar without its entry.
-    await storage.upload(file, entryKey, { contentType: "video/mp4", metadata: {} }, signal);
-    const metaFile = `${file}.json`;
-    await writeFile(metaFile, JSON.stringify(meta));
-    await storage.upload(metaFile, metaKey, { contentType: "application/json", metadata: {} }, signal);
     return { result: "built", rejected, profile: profileDir };
 
     async function checkEntry(raw: unknown): Promise<string | undefined> {
@@ -348,12 +339,25 @@ export async function warmCache(
         if ("reason" in probedEntry) return probedEntry.reason;
         if (probedEntry.frames !== meta.frames)
           return `${probedEntry.frames} frames, expected ${meta.frames}`;
-        if (recordedProbe(meta) === undefined && probedEntry.extradataHash !== undefined) {
-          // A sidecar from before probes were recorded: record this one, so jobs need not probe.
+        // A sidecar from before probes (or decodes) were recorded: record them, so jobs need not
+        // probe the entry nor decode its copies. An entry that does not decode is rebuilt.
+        const recordProbe = recordedProbe(meta) === undefined && probedEntry.extradataHash !== undefined;
+        const recordDecode = meta.decoded !== true;
+        if (recordDecode) {
+          const undecodable = await decodeEntry(fetched.path, probedEntry.frames, profile, {
+            ffmpegPath: config.ffmpegPath,
+            signal,
+            logger,
+          });
+          if (undecodable !== undefined) return undecodable;
+        }
+        if (recordProbe || recordDecode) {
           const upgraded: EntryMeta = {
             ...meta,
-            packetHashes: probedEntry.packetHashes,
-            extradataHash: probedEntry.extradataHash,
+            ...(recordProbe
+              ? { packetHashes: probedEntry.packetHashes, extradataHash: probedEntry.extradataHash }
+              : {}),
+            decoded: true,
           };
           const metaFile = path.join(dir, "upgraded.json");
           await writeFile(metaFile, JSON.stringify(upgraded));

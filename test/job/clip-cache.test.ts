@@ -151,6 +151,75 @@ describe("clip cache, local storage", () => {
     expect(Math.min(...s)).toBeGreaterThanOrEqual(0.98);
   });
 
+  it("records that each entry decoded when built; a lookup says so, and an older sidecar without it is still used", async () => {
+    const sidecars = cacheFiles(root).filter((f) => f.endsWith(".json") && !f.startsWith("sources"));
+    expect(sidecars).toHaveLength(3);
+    for (const f of sidecars) {
+      expect(JSON.parse(readFileSync(path.join(root, ".clip-cache", f), "utf8"))).toMatchObject({
+        decoded: true,
+      });
+    }
+    const older = path.join(root, ".clip-cache", sidecars[0]!);
+    const text = readFileSync(older, "utf8");
+    const { decoded: _decoded, ...meta } = JSON.parse(text) as Record<string, unknown>;
+    writeFileSync(older, JSON.stringify(meta));
+    try {
+      const dir = await mkdtemp(path.join(work, "job-"));
+      const cached = await prepareCachedInputs(MOVES(), createLocalStorage({ root }), dir, {
+        config: config(),
+        logger: silentLogger(),
+        signal: new AbortController().signal,
+      });
+      expect(cached.stats).toMatchObject({ hits: 3, built: 0, rejected: 0 });
+      const verified = [...cached.entries.values()].map((entry) => entry.decodeVerified).sort();
+      expect(verified).toEqual([false, true, true]);
+      await rm(dir, { recursive: true, force: true });
+    } finally {
+      writeFileSync(older, text);
+    }
+  });
+
+  it("an entry that does not decode fails its build like an unusable file; nothing is published", async () => {
+    const damagedRoot = path.join(work, "undecodable");
+    makeClip(path.join(damagedRoot, "clips/red.mp4"), "red", 1);
+    makeSong(path.join(damagedRoot, "songs/song.m4a"), 2);
+    // FFmpeg, then the entry it wrote damaged in its largest predicted frame, past the NAL header:
+    // it still demuxes and probes as before (sizes and keyframes kept), but does not decode.
+    const ffmpegPath = path.join(work, "ffmpeg-damaging");
+    writeFileSync(
+      ffmpegPath,
+      [
+        "#!/bin/bash",
+        'ffmpeg "$@" || exit $?',
+        "for out; do :; done", // the last argument: the file written
+        'case "$out" in *.mp4) ;; *) exit 0 ;; esac',
+        'line=$(ffprobe -v error -select_streams v:0 -show_entries packet=size,pos,flags -of csv=p=0 "$out" | grep -v K | sort -t, -k1 -n | tail -1)',
+        'size=$(echo "$line" | cut -d, -f1); pos=$(echo "$line" | cut -d, -f2)',
+        `head -c $((size - 5)) /dev/zero | tr '\\0' '\\377' | dd of="$out" bs=1 seek=$((pos + 5)) conv=notrunc status=none`,
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    const dir = await mkdtemp(path.join(work, "job-"));
+    const error = await prepareCachedInputs(
+      makeBlueprint([{ video_path: "clips/red.mp4", duration: 1 }]),
+      createLocalStorage({ root: damagedRoot }),
+      dir,
+      {
+        config: config({ FFMPEG_PATH: ffmpegPath }),
+        logger: silentLogger(),
+        signal: new AbortController().signal,
+      },
+    ).catch((err: unknown) => err);
+    expect(error).toMatchObject({ code: "FFMPEG_FAILED" });
+    expect((error as Error).message).toMatch(
+      /^Normalising clips\/red\.mp4 produced an unusable file \(decoding it reports errors/,
+    );
+    // Only the source's probe (published before the build) is there: no entry, no sidecar.
+    expect(cacheFiles(damagedRoot).filter((f) => !f.startsWith("sources/"))).toEqual([]);
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it("matches the segment render (CLIP_CACHE=off) frame for frame", async () => {
     const files = Object.fromEntries(
       ["clips/red.mp4", "clips/blue.mp4", "clips/green.mp4"].map((key) => [key, path.join(root, key)]),

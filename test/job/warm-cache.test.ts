@@ -3,7 +3,18 @@
  * library without overlap and together cover it, a job then finds every clip cached, a re-run builds
  * nothing, a corrupt entry is rebuilt; the CLI's `--shards`, exit codes and summary.
  */
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -65,6 +76,39 @@ function entryFiles(base: string, prefix = ".clip-cache"): string[] {
     .filter((f) => f.endsWith(".mp4"))
     .sort();
 }
+
+/**
+ * Overwrites the largest predicted frame of a file past its NAL header with 0xff bytes: sizes and
+ * keyframes kept, so it demuxes and probes as before, but it does not decode.
+ */
+function damageLargestPacket(file: string): void {
+  const lines = execFileSync(
+    "ffprobe",
+    [
+      ...["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=size,pos,flags"],
+      ...["-of", "csv=p=0", file],
+    ],
+    { encoding: "utf8" },
+  ).trim();
+  const [size, pos] = lines
+    .split("\n")
+    .filter((line) => !line.includes("K"))
+    .map((line) => line.split(",").map(Number) as [number, number])
+    .sort((a, b) => b[0] - a[0])[0]!;
+  const fd = openSync(file, "r+");
+  try {
+    writeSync(fd, Buffer.alloc(size - 5, 0xff), 0, size - 5, pos + 5);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const readSidecar = (entry: string) =>
+  JSON.parse(
+    readFileSync(path.join(root, ".clip-cache", entry.replace(/\.mp4$/, ".json")), "utf8"),
+  ) as Record<string, unknown>;
+const writeSidecar = (entry: string, meta: Record<string, unknown>) =>
+  writeFileSync(path.join(root, ".clip-cache", entry.replace(/\.mp4$/, ".json")), JSON.stringify(meta));
 
 beforeAll(() => {
   work = mkdtempSync(path.join(os.tmpdir(), "warm-cache-"));
@@ -141,6 +185,31 @@ describe("warm-cache, local storage", () => {
     writeFileSync(path.join(root, ".clip-cache", victim), "garbage");
     const { summary } = await warm(storage, 0, 1);
     expect(summary).toMatchObject({ verified: CLIPS.length - 1, built: 1, rejected: 1, failed: 0 });
+    expect(await jobStats(storage)).toMatchObject({ hits: CLIPS.length, built: 0, rejected: 0 });
+  });
+
+  it("records that each entry decoded; an older sidecar is decoded and upgraded; one that does not decode is rebuilt", async () => {
+    const storage = createLocalStorage({ root });
+    const [older, undecodable] = entryFiles(root);
+    for (const entry of entryFiles(root)) expect(readSidecar(entry)).toMatchObject({ decoded: true });
+
+    // A sidecar from before decodes (and probes) were recorded: still a hit, and upgraded by warm-cache.
+    const { decoded: _decoded, packetHashes, extradataHash, ...olderMeta } = readSidecar(older!);
+    writeSidecar(older!, olderMeta);
+    // An entry whose bytes still match its (older) sidecar and demux cleanly, but do not decode.
+    const file = path.join(root, ".clip-cache", undecodable!);
+    damageLargestPacket(file);
+    const { decoded: _d, packetHashes: _p, extradataHash: _e, ...badMeta } = readSidecar(undecodable!);
+    writeSidecar(undecodable!, {
+      ...badMeta,
+      sha256: createHash("sha256").update(readFileSync(file)).digest("hex"),
+    });
+
+    const { summary } = await warm(storage, 0, 1);
+    expect(summary).toMatchObject({ verified: CLIPS.length - 1, built: 1, rejected: 1, failed: 0 });
+    expect(readSidecar(older!)).toEqual({ ...olderMeta, packetHashes, extradataHash, decoded: true });
+    expect(readSidecar(undecodable!)).toMatchObject({ decoded: true });
+    execFileSync("ffmpeg", ["-v", "error", "-xerror", "-i", file, "-f", "null", "-"]);
     expect(await jobStats(storage)).toMatchObject({ hits: CLIPS.length, built: 0, rejected: 0 });
   });
 
