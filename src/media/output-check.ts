@@ -5,9 +5,10 @@
  * decoding (docs/decisions/clip-cache.md, "Verification"). `src/media/verify.ts` runs them.
  *
  * The promise stays "the output decodes without errors": every frame this run encoded is decoded,
- * and so is every join (a few frames either side, from the keyframe before); a copied body is not
- * decoded again but checked packet by packet to be the very bytes of the entry it came from, and
- * that entry was checked (sha256 against its sidecar, its stream probed) before the render used it.
+ * and so is every join (a few frames after it, and before it unless those are a copy of an entry that
+ * was decoded whole when built); a copied body is not decoded again but checked packet by packet to
+ * be the very bytes of the entry it came from, and that entry was checked (sha256 against its
+ * sidecar, its stream probed) before the render used it.
  */
 import type { AssemblyItem } from "./assembly.js";
 import type { RenderPlan } from "./plan.js";
@@ -19,7 +20,14 @@ export interface OutputPiece {
   /** True when this run's FFmpeg encoded these frames (decoded by the check); false for stream copies. */
   encoded: boolean;
   /** A stream copy: output frame `startFrame + i` must be the entry's packet `fromFrame + i`, byte for byte. */
-  copy?: { key: string; fromFrame: number; packetHashes: readonly string[]; extradataHash?: string };
+  copy?: {
+    key: string;
+    fromFrame: number;
+    packetHashes: readonly string[];
+    extradataHash?: string;
+    /** The entry decoded without an error when it was built (its sidecar says `decoded`). */
+    decodeVerified?: boolean;
+  };
 }
 
 /** A video or audio packet as ffprobe lists it (decode order). */
@@ -33,7 +41,7 @@ export interface ProbedPacket {
   hash?: string;
 }
 
-/** Frames decoded either side of every join (the decoder starts at the keyframe before the first). */
+/** Frames decoded after every join, and before it unless they are a decode-verified copy. */
 export const JOIN_MARGIN_FRAMES = 3;
 
 /** The segment path: every piece of the plan is encoded by the run. */
@@ -44,7 +52,10 @@ export function segmentOutputPieces(plan: Pick<RenderPlan, "pieces">): OutputPie
 /** The clip-cache assembly: re-encoded pieces, and stream copies of the entries' packets. */
 export function assemblyOutputPieces(
   items: readonly AssemblyItem[],
-  entries: ReadonlyMap<string, { packetHashes?: readonly string[]; extradataHash?: string }>,
+  entries: ReadonlyMap<
+    string,
+    { packetHashes?: readonly string[]; extradataHash?: string; decodeVerified?: boolean }
+  >,
 ): OutputPiece[] {
   return items.map((item) => {
     if (item.kind === "encode") return { startFrame: item.startFrame, frames: item.frames, encoded: true };
@@ -58,7 +69,15 @@ export function assemblyOutputPieces(
       encoded: hashes === undefined,
       ...(hashes === undefined
         ? {}
-        : { copy: { key: item.key, fromFrame: item.fromFrame, packetHashes: hashes, ...extradata } }),
+        : {
+            copy: {
+              key: item.key,
+              fromFrame: item.fromFrame,
+              packetHashes: hashes,
+              ...extradata,
+              decodeVerified: entry?.decodeVerified === true,
+            },
+          }),
     };
   });
 }
@@ -149,9 +168,16 @@ export function checkPackets(
 }
 
 /**
- * The frame ranges to decode: every encoded piece, `margin` frames either side of every join
- * (between any two pieces) and at the video's start and end, merged where they touch. Each range is later widened back to the keyframe
- * at or before its start, so the decoder starts clean.
+ * The frame ranges to decode, merged where they touch (each is later widened back to the keyframe at
+ * or before its start, so the decoder starts clean):
+ * - every encoded piece, whole;
+ * - `margin` frames after every join, always (a piece starts on a keyframe, checked at packet level,
+ *   so these need no widening), and likewise the video's first frames;
+ * - `margin` frames before every join, and the video's last frames, except those in a stream copy of
+ *   a decode-verified entry: their bytes are checked equal to the entry's packets, under the entry's
+ *   SPS/PPS, from an IDR on; the entry decoded whole without an error when it was built; and the next
+ *   piece starts with an IDR, so nothing after the join depends on them. Decoding them again would
+ *   only repeat that decode — and cost a whole GOP each, since they need widening to their keyframe.
  */
 export function decodeRanges(
   pieces: readonly OutputPiece[],
@@ -160,13 +186,25 @@ export function decodeRanges(
 ): FrameRange[] {
   const raw: FrameRange[] = [];
   const clamp = (n: number) => Math.min(totalFrames, Math.max(0, n));
+  const verified = pieces.filter((piece) => piece.copy?.decodeVerified === true);
+  /** `[from, to)` less the frames of decode-verified copies (a few frames: one at a time). */
+  const unlessVerifiedCopy = (from: number, to: number) => {
+    for (let frame = from; frame < to; frame++) {
+      const inVerified = verified.some((p) => frame >= p.startFrame && frame < p.startFrame + p.frames);
+      if (!inVerified) raw.push({ from: frame, to: frame + 1 });
+    }
+  };
   pieces.forEach((piece, i) => {
     if (piece.frames <= 0) return;
     if (piece.encoded) raw.push({ from: piece.startFrame, to: piece.startFrame + piece.frames });
-    if (i > 0) raw.push({ from: clamp(piece.startFrame - margin), to: clamp(piece.startFrame + margin) });
+    if (i > 0) {
+      raw.push({ from: clamp(piece.startFrame), to: clamp(piece.startFrame + margin) });
+      unlessVerifiedCopy(clamp(piece.startFrame - margin), clamp(piece.startFrame));
+    }
   });
   // The video's first and last frames are boundaries too (and a video of one copied piece still has them).
-  raw.push({ from: 0, to: clamp(margin) }, { from: clamp(totalFrames - margin), to: totalFrames });
+  raw.push({ from: 0, to: clamp(margin) });
+  unlessVerifiedCopy(clamp(totalFrames - margin), totalFrames);
   raw.sort((a, b) => a.from - b.from);
   const merged: FrameRange[] = [];
   for (const range of raw) {

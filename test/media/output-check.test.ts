@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import type { AssemblyItem } from "../../src/media/assembly.js";
 import {
+  assemblyOutputPieces,
   checkPackets,
   decodeRanges,
   fromKeyframes,
@@ -102,6 +104,83 @@ describe("packet-level output check", () => {
     expect(fromKeyframes(ranges, keyframes)).toEqual([
       { from: 0, to: 18 },
       { from: 30, to: 60 },
+    ]);
+  });
+  it("skips the margin before a join, and the last frames, where they are a copy of a decode-verified entry", () => {
+    const keyframes = Array.from({ length: 90 }, (_, n) => n % 15 === 0);
+    const copy = (startFrame: number, frames: number, decodeVerified: boolean): OutputPiece => ({
+      startFrame,
+      frames,
+      encoded: false,
+      copy: {
+        key: "clips/a.mp4",
+        fromFrame: startFrame,
+        packetHashes: Array.from({ length: 90 }, (_, i) => `h${i}`),
+        decodeVerified,
+      },
+    });
+    // As in a warm assembly: a copied body, a 15-frame window, the next copied body.
+    const shape = (verified: boolean): OutputPiece[] => [
+      copy(0, 30, verified),
+      { startFrame: 30, frames: 15, encoded: true },
+      copy(45, 45, verified),
+    ];
+    const verifiedRanges = decodeRanges(shape(true), 90, 3);
+    // The window, 3 frames after each join (and the first 3): nothing before the join into the window.
+    expect(verifiedRanges).toEqual([
+      { from: 0, to: 3 },
+      { from: 30, to: 48 },
+    ]);
+    expect(fromKeyframes(verifiedRanges, keyframes)).toEqual(verifiedRanges);
+    // The same output from entries without `decoded`: before the joins and at the end, from the keyframe before.
+    const olderRanges = decodeRanges(shape(false), 90, 3);
+    expect(olderRanges).toEqual([
+      { from: 0, to: 3 },
+      { from: 27, to: 48 },
+      { from: 87, to: 90 },
+    ]);
+    expect(fromKeyframes(olderRanges, keyframes)).toEqual([
+      { from: 0, to: 3 },
+      { from: 15, to: 48 },
+      { from: 75, to: 90 },
+    ]);
+    // A join right after a short encoded piece: only the margin's frames outside the verified copy.
+    expect(
+      decodeRanges(
+        [copy(0, 30, true), { startFrame: 30, frames: 1, encoded: true }, copy(31, 59, true)],
+        90,
+        3,
+      ),
+    ).toEqual([
+      { from: 0, to: 3 },
+      { from: 30, to: 34 },
+    ]);
+    // One verified copied piece: its first frames only.
+    expect(decodeRanges([copy(0, 90, true)], 90, 3)).toEqual([{ from: 0, to: 3 }]);
+    // Frames of the encoded pieces are always decoded, whatever the margin.
+    expect(decodeRanges(shape(true), 90, 0)).toEqual([{ from: 30, to: 45 }]);
+  });
+
+  it("marks copies of decode-verified entries as such", () => {
+    const items: AssemblyItem[] = [
+      { kind: "copy", move: 0, key: "clips/a.mp4", startFrame: 0, frames: 30, fromFrame: 0, toFrame: 30 },
+      { kind: "copy", move: 1, key: "clips/b.mp4", startFrame: 30, frames: 30, fromFrame: 15, toFrame: 45 },
+      { kind: "copy", move: 2, key: "clips/c.mp4", startFrame: 60, frames: 15, fromFrame: 0, toFrame: 15 },
+    ];
+    const hashes = Array.from({ length: 60 }, (_, i) => `SHA256:${i}`);
+    const pieces = assemblyOutputPieces(
+      items,
+      new Map([
+        ["clips/a.mp4", { packetHashes: hashes, decodeVerified: true }],
+        ["clips/b.mp4", { packetHashes: hashes, decodeVerified: false }],
+        ["clips/c.mp4", { decodeVerified: true }],
+      ]),
+    );
+    expect(pieces.map((p) => [p.encoded, p.copy?.decodeVerified])).toEqual([
+      [false, true],
+      [false, false],
+      // No packet hashes: it cannot be vouched for, so it is decoded whatever its entry's sidecar says.
+      [true, undefined],
     ]);
   });
 });

@@ -13,7 +13,13 @@ import { loadConfig } from "../../src/config.js";
 import { type CachedInputs, prepareCachedInputs } from "../../src/job/clip-cache.js";
 import { silentLogger } from "../../src/log.js";
 import { planAssembly } from "../../src/media/assembly.js";
-import { assemblyOutputPieces, type OutputPiece, segmentOutputPieces } from "../../src/media/output-check.js";
+import {
+  assemblyOutputPieces,
+  decodeRanges,
+  fromKeyframes,
+  type OutputPiece,
+  segmentOutputPieces,
+} from "../../src/media/output-check.js";
 import { renderSteps } from "../../src/media/render.js";
 import { planAssemblySteps } from "../../src/media/steps.js";
 import { type VerifyReport, verifyOutput } from "../../src/media/verify.js";
@@ -122,6 +128,8 @@ describe("verification by construction", () => {
     const plan = warm.cached.plan;
     const copied = warm.pieces.filter((p) => p.copy !== undefined);
     expect(copied.length).toBeGreaterThanOrEqual(2);
+    // Entries built by this job were decoded whole: their copies need no decode before a join.
+    expect(copied.every((p) => p.copy?.decodeVerified === true)).toBe(true);
 
     const report: VerifyReport = {
       decodedFrames: 0,
@@ -166,6 +174,27 @@ describe("verification by construction", () => {
       // The next tests want a clean cache: drop the damaged entry (the lookup would rebuild it anyway).
       rmSync(path.join(root, ".clip-cache"), { recursive: true, force: true });
     }
+  });
+
+  it("catches a copied body damaged in the output, where nothing is decoded, by its packet hashes", async () => {
+    const plan = warm.cached.plan;
+    const damaged = path.join(path.dirname(warm.file), "damaged-copy.mp4");
+    execFileSync("cp", [warm.file, damaged]);
+    // The middle of the longest copy: neither a join's margin nor the video's ends.
+    const copy = warm.pieces
+      .filter((p) => p.copy !== undefined)
+      .reduce((a, b) => (b.frames > a.frames ? b : a));
+    const frame = copy.startFrame + Math.floor(copy.frames / 2);
+    const ranges = fromKeyframes(
+      decodeRanges(warm.pieces, plan.totalFrames),
+      videoPackets(warm.file).map((p) => p.keyframe),
+    );
+    expect(ranges.some((r) => frame >= r.from && frame < r.to)).toBe(false);
+    damage(damaged, videoPackets(damaged)[frame]!);
+    await expect(verifyOutput(damaged, plan, { pieces: warm.pieces })).rejects.toMatchObject({
+      code: "VERIFY_FAILED",
+      message: expect.stringContaining(`frame ${frame} is not the packet it was copied from`),
+    });
   });
 
   it("catches a piece that does not start on a keyframe", async () => {
