@@ -230,6 +230,24 @@ export function validMeta(raw: unknown, profile: CacheProfile, sourceHash: strin
   return meta as EntryMeta;
 }
 
+/**
+ * Whether the entry's bytes are the sidecar's (sha256). Local storage reads entries in place and
+ * `describe` hashes them through the storage's hash memo (docs/decisions/clip-cache.md, "Source-hash
+ * memo"): an entry file whose device, inode, size, mtime and ctime are those recorded when it was last
+ * hashed is not read again. GCS entries are downloaded copies: hashed here.
+ */
+export async function entryMatchesSidecar(
+  storage: Storage,
+  entryKey: string,
+  file: string,
+  meta: Pick<EntryMeta, "sha256">,
+  signal: AbortSignal,
+): Promise<boolean> {
+  if (storage.name === "local")
+    return (await storage.describe(entryKey, signal)).hash === `sha256-${meta.sha256}`;
+  return (await sha256File(file, signal)) === meta.sha256;
+}
+
 interface ProbedEntry {
   frames: number;
   packetHashes: string[];
@@ -592,7 +610,9 @@ async function prepare(
         return reject(isJobError(error) ? error.message : "entry unreadable");
       }
       if (fetched.bytes !== meta.bytes) return reject(`size ${fetched.bytes}, expected ${meta.bytes}`);
-      if ((await sha256File(fetched.path, signal)) !== meta.sha256) return reject("checksum mismatch");
+      if (!(await entryMatchesSidecar(storage, entryKey, fetched.path, meta, signal))) {
+        return reject("checksum mismatch");
+      }
       // The very bytes that were probed when the entry was built: what that probe found holds.
       const recorded = recordedProbe(meta);
       if (recorded !== undefined) {

@@ -29,10 +29,10 @@ import {
   copyHashing,
   decodeEntry,
   type EntryMeta,
+  entryMatchesSidecar,
   probeEntry,
   readJson,
   recordedProbe,
-  sha256File,
   validInfo,
   validMeta,
 } from "./clip-cache.js";
@@ -334,7 +334,9 @@ export async function warmCache(
       }
       try {
         if (fetched.bytes !== meta.bytes) return `size ${fetched.bytes}, expected ${meta.bytes}`;
-        if ((await sha256File(fetched.path, signal)) !== meta.sha256) return "checksum mismatch";
+        if (!(await entryMatchesSidecar(storage, entryKey, fetched.path, meta, signal))) {
+          return "checksum mismatch";
+        }
         const probedEntry = await probeEntry(fetched.path, profile, probeOptions);
         if ("reason" in probedEntry) return probedEntry.reason;
         if (probedEntry.frames !== meta.frames)

@@ -3,6 +3,7 @@
  * warm reuses and copies, corrupt entries are rebuilt, other profiles miss, concurrent builds agree.
  */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   copyFileSync,
   existsSync,
@@ -152,7 +153,9 @@ describe("clip cache, local storage", () => {
   });
 
   it("records that each entry decoded when built; a lookup says so, and an older sidecar without it is still used", async () => {
-    const sidecars = cacheFiles(root).filter((f) => f.endsWith(".json") && !f.startsWith("sources"));
+    const sidecars = cacheFiles(root).filter(
+      (f) => f.endsWith(".json") && !f.startsWith("sources/") && !f.startsWith("hash-memo/"),
+    );
     expect(sidecars).toHaveLength(3);
     for (const f of sidecars) {
       expect(JSON.parse(readFileSync(path.join(root, ".clip-cache", f), "utf8"))).toMatchObject({
@@ -218,6 +221,53 @@ describe("clip cache, local storage", () => {
     // Only the source's probe (published before the build) is there: no entry, no sidecar.
     expect(cacheFiles(damagedRoot).filter((f) => !f.startsWith("sources/"))).toEqual([]);
     await rm(dir, { recursive: true, force: true });
+  });
+
+  it("local lookups hash an entry through the hash memo: not read again while its file is unchanged", async () => {
+    const storage = createLocalStorage({ root, hashMemoPrefix: ".clip-cache" });
+    const lookup = async () => {
+      const dir = await mkdtemp(path.join(work, "job-"));
+      try {
+        return await prepareCachedInputs(MOVES(), storage, dir, {
+          config: config(),
+          logger: silentLogger(),
+          signal: new AbortController().signal,
+        });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    };
+    const first = await lookup();
+    expect(first.stats).toMatchObject({ hits: 3, built: 0, rejected: 0 });
+    const entry = cacheFiles(root).find((f) => f.endsWith(".mp4") && !f.startsWith("sources"))!;
+    const entryKey = `.clip-cache/${entry}`;
+    const memoFile = path.join(
+      root,
+      ".clip-cache/hash-memo",
+      `${createHash("sha256").update(entryKey).digest("hex")}.json`,
+    );
+    const sidecar = JSON.parse(
+      readFileSync(path.join(root, entryKey.replace(/\.mp4$/, ".json")), "utf8"),
+    ) as {
+      sha256: string;
+    };
+    const memo = JSON.parse(readFileSync(memoFile, "utf8")) as Record<string, unknown>;
+    expect(memo).toMatchObject({ key: entryKey, hash: `sha256-${sidecar.sha256}` });
+    // Proof that the lookup takes the memo while the file's identity holds: a forged hash is believed
+    // (and the entry rejected and rebuilt, under a new inode).
+    writeFileSync(memoFile, JSON.stringify({ ...memo, hash: `sha256-${"0".repeat(64)}` }));
+    expect((await lookup()).stats).toMatchObject({ hits: 2, rejected: 1, built: 1 });
+    // The rebuilt entry is a new file: the forged memo no longer applies, and it is hashed again.
+    expect((await lookup()).stats).toMatchObject({ hits: 3, rejected: 0, built: 0 });
+    expect(JSON.parse(readFileSync(memoFile, "utf8"))).toMatchObject({ hash: `sha256-${sidecar.sha256}` });
+    // An entry damaged in place (same size) changes its ctime: hashed again, rejected.
+    const file = path.join(root, entryKey);
+    const bytes = readFileSync(file);
+    const spoiled = Buffer.from(bytes);
+    spoiled.fill(0x41, 2000, 2400);
+    writeFileSync(file, spoiled);
+    expect((await lookup()).stats).toMatchObject({ hits: 2, rejected: 1, built: 1 });
+    expect(readFileSync(file).equals(bytes)).toBe(true);
   });
 
   it("matches the segment render (CLIP_CACHE=off) frame for frame", async () => {
