@@ -5,9 +5,10 @@
  * `<prefix>/sources/<source-hash>.json`, so a warm run needs neither the sources nor their probes.
  *
  * Safety with many executions at once: entries are published with the storage's atomic `upload`
- * (local: temp file + rename; GCS: object writes), the sidecar after the entry; before use an
- * entry is checked against its sidecar (size, sha256) and probed (codec, size, rate, frame count,
- * keyframe every GOP). Anything that does not match is logged and rebuilt, never trusted.
+ * (local: temp file + rename; GCS: object writes), the sidecar after the entry, once the entry was
+ * probed and decoded whole; before use an entry is checked against its sidecar (size, sha256) and its
+ * probe (codec, size, rate, frame count, keyframe every GOP), recorded or run. Anything that does not
+ * match is logged and rebuilt, never trusted.
  * Publishing is best effort: a job whose cache write fails still renders from its own copy.
  */
 import { randomUUID } from "node:crypto";
