@@ -145,6 +145,18 @@ describe("verification by construction", () => {
     // Every encoded frame is among the decoded ones.
     const encoded = warm.pieces.filter((p) => p.encoded).reduce((sum, p) => sum + p.frames, 0);
     expect(report.decodedFrames).toBeGreaterThanOrEqual(encoded);
+    // The same output from entries not known to decode: the frames before each join are decoded too.
+    const unverified = warm.pieces.map((p) =>
+      p.copy === undefined ? p : { ...p, copy: { ...p.copy, decodeVerified: false } },
+    );
+    const older: VerifyReport = {
+      decodedFrames: 0,
+      decodeRanges: 0,
+      packetsChecked: 0,
+      copiedFramesMatched: 0,
+    };
+    await verifyOutput(warm.file, plan, { pieces: unverified, report: older });
+    expect(older.decodedFrames).toBeGreaterThan(report.decodedFrames);
 
     const full: VerifyReport = {
       decodedFrames: 0,
