@@ -117,45 +117,60 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
   });
 }
 
-// ---- GCS (in-process emulator) with the workload's media ----
-const emulator = await startGcsEmulator();
-process.env["STORAGE_EMULATOR_HOST"] = emulator.host;
-const storage = new Storage({ projectId: EMULATOR_PROJECT_ID });
-const bucket = storage.bucket(BUCKET);
-await bucket.create();
-for (const key of [...new Set(moveKeys), workload.song]) {
-  await bucket.upload(path.join(workload.root, key), { destination: key });
-}
-
-// ---- PostgreSQL, outside the measured tree (Cloud SQL's place) ----
-const pgDir = await mkdtemp(path.join(os.tmpdir(), "bench-production-pg-"));
-if (asRoot) chmodSync(pgDir, 0o755); // the server runs as `postgres`
-const pgPort = await freePort();
-const pgPassword = `bench-${Date.now().toString(36)}`;
-const server = await createEmbeddedServer({
-  dataDir: path.join(pgDir, "data"),
-  port: pgPort,
-  user: "postgres",
-  password: pgPassword,
-  initdbFlags: ["--no-sync"],
-  postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
-});
-await server.initialise();
-await server.start();
+// ---- Outside the task: GCS (the in-process emulator) with the workload's media, PostgreSQL (Cloud SQL's place) ----
 const DB_NAME = "bachata_buddy";
-const admin = new pg.Client({ host: "127.0.0.1", port: pgPort, user: "postgres", password: pgPassword });
-await admin.connect();
-await admin.query(`create database ${DB_NAME}`);
-await admin.end();
-const pool = new pg.Pool({
-  host: "127.0.0.1",
-  port: pgPort,
-  user: "postgres",
-  password: pgPassword,
-  database: DB_NAME,
-  max: 2,
-});
-await pool.query(await readTaskTableSql());
+
+async function startServices() {
+  const stops: Array<() => Promise<unknown>> = [];
+  const stop = async () => {
+    for (const step of stops.reverse()) await step().catch(() => {});
+    stops.length = 0;
+  };
+  try {
+    const emulator = await startGcsEmulator();
+    stops.push(() => emulator.stop());
+    process.env["STORAGE_EMULATOR_HOST"] = emulator.host;
+    const storage = new Storage({ projectId: EMULATOR_PROJECT_ID });
+    // The emulator creates a bucket on its first upload.
+    const bucket = storage.bucket(BUCKET);
+    for (const key of [...new Set(moveKeys), workload.song]) {
+      await bucket.upload(path.join(workload.root, key), { destination: key });
+    }
+
+    const pgDir = await mkdtemp(path.join(os.tmpdir(), "bench-production-pg-"));
+    stops.push(() => rm(pgDir, { recursive: true, force: true }));
+    if (asRoot) chmodSync(pgDir, 0o755); // the server runs as `postgres`
+    const db = {
+      host: "127.0.0.1",
+      port: await freePort(),
+      user: "postgres",
+      password: `bench-${Date.now().toString(36)}`,
+    };
+    const server = await createEmbeddedServer({
+      dataDir: path.join(pgDir, "data"),
+      port: db.port,
+      user: db.user,
+      password: db.password,
+      initdbFlags: ["--no-sync"],
+      postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="],
+    });
+    await server.initialise();
+    await server.start();
+    stops.push(() => server.stop());
+    const admin = new pg.Client(db);
+    await admin.connect();
+    await admin.query(`create database ${DB_NAME}`);
+    await admin.end();
+    const pool = new pg.Pool({ ...db, database: DB_NAME, max: 2 });
+    stops.push(() => pool.end());
+    await pool.query(await readTaskTableSql());
+    return { emulator, bucket, db, pool, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+const { emulator, bucket, db, pool, stop: stopServices } = await startServices();
 
 // ---- One job run in production's shape ----
 interface JobRun {
@@ -245,11 +260,11 @@ async function runJob(
         GCS_BUCKET_NAME: BUCKET,
         GCP_PROJECT_ID: EMULATOR_PROJECT_ID,
         STORAGE_EMULATOR_HOST: emulator.host,
-        DB_HOST: "127.0.0.1",
-        DB_PORT: String(pgPort),
+        DB_HOST: db.host,
+        DB_PORT: String(db.port),
         DB_NAME,
-        DB_USER: "postgres",
-        DB_PASSWORD: pgPassword,
+        DB_USER: db.user,
+        DB_PASSWORD: db.password,
         CLOUD_RUN_JOB: "video-processor",
         CLOUD_RUN_EXECUTION: `video-processor-${runId}-${tag}`,
         CLOUD_RUN_TASK_INDEX: "0",
@@ -358,12 +373,17 @@ async function stageProfile(logFile: string): Promise<Array<[string, number]>> {
     .filter((line) => line.startsWith("{"))
     .map((line) => JSON.parse(line) as Record<string, unknown>);
   const rows: Array<[string, number]> = [];
+  // Logged before their stage ends: listed under it.
+  let parts: Array<[string, number]> = [];
   for (const log of logs) {
     const match = /^Stage (.+) done$/.exec(String(log["message"] ?? ""));
-    if (match !== null) rows.push([match[1]!, Number(log["duration_ms"]) / 1000]);
+    if (match !== null) {
+      rows.push([match[1]!, Number(log["duration_ms"]) / 1000], ...parts);
+      parts = [];
+    }
     if (log["message"] === "Video assembled and verified") {
-      rows.push(["… of which render", Number(log["render_seconds"])]);
-      rows.push(["… of which output check", Number(log["check_seconds"])]);
+      parts.push(["… of which render", Number(log["render_seconds"])]);
+      parts.push(["… of which output check", Number(log["check_seconds"])]);
     }
     if (log["message"] === "Job completed successfully") {
       rows.push(["job total (in-process)", Number(log["total_seconds"])]);
@@ -401,10 +421,7 @@ try {
   }
 } finally {
   cleanupSync();
-  await pool.end().catch(() => {});
-  await server.stop().catch(() => {});
-  await rm(pgDir, { recursive: true, force: true });
-  await emulator.stop().catch(() => {});
+  await stopServices();
 }
 const loadAtEnd = os.loadavg();
 
@@ -423,13 +440,11 @@ if (bound !== undefined) {
   );
 }
 
-/** The memory figure the target is judged on: the cgroup's peak where there was one, else the sample. */
-const memoryOf = (run: JobRun) => run.cgroup?.peakMiB ?? run.measurement.peakRssPlusTempMiB;
+/** Judged on the higher of the two memory figures: each misses something the other counts. */
+const memoryOf = (run: JobRun) => Math.max(run.cgroup?.peakMiB ?? 0, run.measurement.peakRssPlusTempMiB);
 const judged = runs.filter(({ run }) => !run.measurement.name.includes("CLIP_CACHE=off"));
 const worst = Math.max(...judged.map(({ run }) => memoryOf(run)));
-const memoryKind = judged.every(({ run }) => run.cgroup?.peakMiB !== undefined)
-  ? "the cgroup's peak"
-  : "sampled RSS+temp (no cgroup peak)";
+const oomKilled = judged.some(({ run }) => (run.cgroup?.oomKills ?? 0) > 0);
 const warmCrossfade = runs.find(({ run, warm }) => warm && run.measurement.name.includes("crossfades"))?.run;
 const failures = runs.filter(({ run }) => run.measurement.exitCode !== 0 || !run.row.startsWith("completed"));
 const profile = warmCrossfade === undefined ? [] : await stageProfile(warmCrossfade.logFile);
@@ -458,15 +473,16 @@ load average (1 / 5 / 15 min) ${loads(loadAtStart)} at the start, ${loads(loadAt
 ${rows.join("\n")}
 
 - **cgroup peak**: the run's cgroup's own high-water mark (${cgroupUsed ? "`memory.max_usage_in_bytes` in v1, `memory.peak` in v2" : "none here"}): RSS, page cache and tmpfs
-  pages of every process of the job — what Cloud Run's limit counts. *limit hits*: times usage reached the
-  limit (the kernel then reclaims cache; an OOM kill follows only when it cannot).
+  pages the job's processes brought in — what Cloud Run's limit counts. File pages the host had already cached
+  (the Node binary, FFmpeg's libraries) stay charged to whoever read them first and are not in it. *limit
+  hits*: times usage reached the limit (the kernel then reclaims cache; an OOM kill follows only when it cannot).
 - **sampled RSS+temp**: the process tree's RSS plus the bytes in TMPDIR every 100 ms (as \`npm run bench\`);
-  it can miss short peaks and counts shared pages once per process.
+  it can miss short peaks, and counts shared pages (libraries, the Node binary) once per process.
 - **CPU s**: user+system time of the job's whole process tree. **bound**: the same clips concatenated without
   encoding plus the song encoded once, pinned to the same core (local files); *wall vs bound* divides by it.
 
 Issue 15's targets, from these rows (not a test): peak memory ≤ ${TARGET_MIB} MiB cold and warm in GCS mode —
-${Number.isFinite(worst) ? `highest ${worst.toFixed(0)} MiB (${memoryKind}): **${worst <= TARGET_MIB ? "met" : "not met"}**` : "not measured"}; warm on one vCPU ≤ ${TARGET_WARM_SECONDS} s —
+${Number.isFinite(worst) ? `highest ${worst.toFixed(0)} MiB (the higher of the two memory columns): **${worst <= TARGET_MIB && !oomKilled ? "met" : "not met"}**${oomKilled ? " (an OOM kill)" : ""}` : "not measured"}; warm on one vCPU ≤ ${TARGET_WARM_SECONDS} s —
 ${warmCrossfade === undefined ? "not measured" : `${warmCrossfade.measurement.wallSeconds.toFixed(1)} s wall (${warmCrossfade.measurement.cpuSeconds.toFixed(1)} CPU-s): **${warmCrossfade.measurement.wallSeconds <= TARGET_WARM_SECONDS ? "met" : "not met"}**`}${moveCount === 29 ? "" : ` (on ${moveCount} moves, not the reference 29)`}.${failures.length > 0 ? ` **${failures.length} run(s) failed** (see *exit* and *task row*).` : ""}
 ${
   profile.length === 0
