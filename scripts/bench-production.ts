@@ -448,13 +448,13 @@ const oomKilled = judged.some(({ run }) => (run.cgroup?.oomKills ?? 0) > 0);
 const warmCrossfade = runs.find(({ run, warm }) => warm && run.measurement.name.includes("crossfades"))?.run;
 const failures = runs.filter(({ run }) => run.measurement.exitCode !== 0 || !run.row.startsWith("completed"));
 const profile = warmCrossfade === undefined ? [] : await stageProfile(warmCrossfade.logFile);
-const ffmpegVersion = execFileSync("ffmpeg", ["-version"], { encoding: "utf8" }).split("\n")[0] ?? "";
+const ffmpegVersion =
+  /^ffmpeg version \S+/.exec(execFileSync("ffmpeg", ["-version"], { encoding: "utf8" }))?.[0] ?? "ffmpeg";
 
-const section = `## Production shape (\`npm run bench:production\`)
-
-The job as a Cloud Run task runs it: GCS mode against the GCS emulator, the task row in a PostgreSQL
-server, ${moveCount} moves × ${MOVE_SECONDS} s = ${moveCount * MOVE_SECONDS} s at ${FPS} fps (${workload.clips.length} clips${values.media !== undefined ? ", real media" : ", 720p30 H.264 High, keyframe every 250 frames"}), one song; every row
-ran in the same invocation.
+const section = `**Production shape** (\`npm run bench:production\`): the job as a Cloud Run task runs it — GCS mode
+against the GCS emulator, the task row in a PostgreSQL server of its own — on ${moveCount} moves × ${MOVE_SECONDS} s =
+${moveCount * MOVE_SECONDS} s at ${FPS} fps (${workload.clips.length} clips${values.media !== undefined ? ", real media" : ", 720p30 H.264 High, keyframe every 250 frames"}), one song; every row ran in the
+same invocation.
 
 - ${shape.join("\n- ")}
 - **512 MiB including /tmp**: ${[...memoryShape].join("; ") || "–"}; TMPDIR: ${[...tempShape].join("; ") || "–"}
@@ -488,7 +488,7 @@ ${
   profile.length === 0
     ? ""
     : `
-Where the warm crossfade run's time went (its own logs, \`Stage … done\`; the wall time also counts starting Node):
+**Where the warm crossfade run's time went** (production shape; its own logs, \`Stage … done\`; the wall time also counts starting Node):
 
 | stage | s |
 |---|---|
