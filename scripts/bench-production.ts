@@ -110,10 +110,11 @@ function cleanupSync(): void {
   for (const cgroup of [...cgroups]) cgroup.remove();
   cgroups.clear();
 }
+let stopServicesOnSignal: () => Promise<void> = async () => {};
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     cleanupSync();
-    process.exit(130);
+    void stopServicesOnSignal().finally(() => process.exit(130));
   });
 }
 
@@ -171,6 +172,7 @@ async function startServices() {
   }
 }
 const { emulator, bucket, db, pool, stop: stopServices } = await startServices();
+stopServicesOnSignal = stopServices;
 
 // ---- One job run in production's shape ----
 interface JobRun {

@@ -22,6 +22,19 @@ async function ffmpeg(args: string[]): Promise<void> {
   await run("ffmpeg", ["-hide_banner", "-v", "error", "-y", ...args], { maxBuffer: 1 << 24 });
 }
 
+async function secondsOf(file: string): Promise<number> {
+  const { stdout } = await run("ffprobe", [
+    "-v",
+    "error",
+    "-show_entries",
+    "format=duration",
+    "-of",
+    "csv=p=0",
+    file,
+  ]);
+  return Number(stdout.trim());
+}
+
 function clipSeconds(index: number): number {
   return Math.round((8.4 + ((index * 1.37) % 3.6)) * 10) / 10;
 }
@@ -106,7 +119,10 @@ export async function generateWorkload(
   };
   await Promise.all([worker(), worker()]);
   const song = "songs/song.mp3";
-  if (!existsSync(path.join(dir, song))) await makeSong(path.join(dir, song), songSeconds);
+  // A song left by a shorter run (--moves 4) would be padded with silence: made again at this length.
+  const songFile = path.join(dir, song);
+  if (!existsSync(songFile) || (await secondsOf(songFile)) < songSeconds - 1)
+    await makeSong(songFile, songSeconds);
   return { root: dir, clips, song };
 }
 
