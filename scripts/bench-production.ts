@@ -101,7 +101,12 @@ function unmount(dir: string): void {
   try {
     execFileSync("umount", [dir], { stdio: "ignore" });
   } catch {
-    // Not mounted.
+    try {
+      // Still in use (interrupted mid-run): detached now, freed when the job has gone.
+      execFileSync("umount", ["-l", dir], { stdio: "ignore" });
+    } catch {
+      // Not mounted.
+    }
   }
   mounts.delete(dir);
 }
