@@ -60,7 +60,8 @@ const HAND_MEASURED = "**Production shape** (measured separately)";
  * marker is added when missing, so `npm run bench` keeps the section).
  */
 export function spliceSection(document: string, section: string): string {
-  const block = `${SECTION_START}\n${section.trim()}\n${SECTION_END}`;
+  // Blank lines around: a table right above the end marker must still end as a table.
+  const block = `${SECTION_START}\n\n${section.trim()}\n\n${SECTION_END}`;
   const start = document.indexOf(SECTION_START);
   const end = document.indexOf(SECTION_END);
   if (start !== -1 && end > start) {

@@ -105,9 +105,11 @@ describe("spliceSection (BENCHMARKS.md)", () => {
         "## One vCPU",
         "",
         SECTION_START,
+        "",
         "## New",
         "",
         "| a |",
+        "",
         SECTION_END,
         "",
         "**Short workload**, kept.",
@@ -126,13 +128,13 @@ describe("spliceSection (BENCHMARKS.md)", () => {
   it("appends below a kept marker it adds when there is none", () => {
     const out = spliceSection("# Benchmarks\n\ntable\n", "section");
     expect(out).toBe(
-      `# Benchmarks\n\ntable\n\n${KEPT_MARKER}\n\n${SECTION_START}\nsection\n${SECTION_END}\n`,
+      `# Benchmarks\n\ntable\n\n${KEPT_MARKER}\n\n${SECTION_START}\n\nsection\n\n${SECTION_END}\n`,
     );
-    expect(spliceSection("", "s")).toBe(`${KEPT_MARKER}\n\n${SECTION_START}\ns\n${SECTION_END}\n`);
+    expect(spliceSection("", "s")).toBe(`${KEPT_MARKER}\n\n${SECTION_START}\n\ns\n\n${SECTION_END}\n`);
   });
 
   it("does not take a paragraph above the kept marker (npm run bench rewrites that part)", () => {
     const doc = `**Production shape** (measured separately): x\n\n| a |\n\n${KEPT_MARKER}\nkept\n`;
-    expect(spliceSection(doc, "s")).toBe(`${doc.trimEnd()}\n\n${SECTION_START}\ns\n${SECTION_END}\n`);
+    expect(spliceSection(doc, "s")).toBe(`${doc.trimEnd()}\n\n${SECTION_START}\n\ns\n\n${SECTION_END}\n`);
   });
 });
