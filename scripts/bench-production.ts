@@ -96,7 +96,7 @@ shape.push(
 
 // ---- Cleanup of what a run mounts or creates, also on Ctrl-C ----
 const mounts = new Set<string>();
-const cgroups = new Set<{ remove(): void }>();
+const cgroups = new Set<{ remove(): Promise<void> }>();
 function unmount(dir: string): void {
   try {
     execFileSync("umount", [dir], { stdio: "ignore" });
@@ -110,16 +110,22 @@ function unmount(dir: string): void {
   }
   mounts.delete(dir);
 }
-function cleanupSync(): void {
-  for (const dir of [...mounts]) unmount(dir);
-  for (const cgroup of [...cgroups]) cgroup.remove();
+async function cleanup(): Promise<void> {
+  // The cgroups first: removing one stops what still runs in it, so its tmpfs is no longer busy.
+  for (const cgroup of [...cgroups]) await cgroup.remove();
   cgroups.clear();
+  for (const dir of [...mounts]) unmount(dir);
 }
 let stopServicesOnSignal: () => Promise<void> = async () => {};
+let interrupted = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    cleanupSync();
-    void stopServicesOnSignal().finally(() => process.exit(130));
+  // Never blocking: tsx, which runs this script, kills it if it does not answer a signal at once.
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    void cleanup()
+      .then(() => stopServicesOnSignal())
+      .finally(() => process.exit(130));
   });
 }
 
@@ -128,10 +134,12 @@ const DB_NAME = "bachata_buddy";
 
 async function startServices() {
   const stops: Array<() => Promise<unknown>> = [];
-  const stop = async () => {
-    for (const step of stops.reverse()) await step().catch(() => {});
-    stops.length = 0;
-  };
+  // Once, however often called (the signal handler and the main flow may both get here).
+  let stopping: Promise<void> | undefined;
+  const stop = () =>
+    (stopping ??= (async () => {
+      for (const step of stops.reverse()) await step().catch(() => {});
+    })());
   try {
     const emulator = await startGcsEmulator();
     stops.push(() => emulator.stop());
@@ -200,6 +208,7 @@ async function runJob(
   transition: "crossfade" | "cut",
   extraEnv: Record<string, string> = {},
 ): Promise<JobRun> {
+  if (interrupted) throw new Error("interrupted");
   const taskId = `bp-${runId}-${tag}`;
   const outputKey = `output/bench_production_${tag}.mp4`;
   const blueprint = benchBlueprint(workload, {
@@ -290,7 +299,7 @@ async function runJob(
   } finally {
     if (!("unavailable" in cgroup)) {
       reading = cgroup.read();
-      cgroup.remove();
+      await cgroup.remove();
       cgroups.delete(cgroup);
     }
     unmount(tmp);
@@ -427,7 +436,7 @@ try {
     });
   }
 } finally {
-  cleanupSync();
+  await cleanup();
   await stopServices();
 }
 const loadAtEnd = os.loadavg();

@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { limitHits, memoryCgroupOf, oomKills } from "./production.js";
 
 const CGROUP_ROOT = "/sys/fs/cgroup";
@@ -26,8 +27,11 @@ export interface RunCgroup {
   /** Write a pid here to move that process in (its children follow). */
   procsFile: string;
   read(): CgroupReading;
-  /** Removes the (empty) cgroup; charges left by page cache move to the parent. */
-  remove(): void;
+  /**
+   * Removes the cgroup (SIGTERM to any process still in it first); charges left by page cache move to
+   * the parent.
+   */
+  remove(): Promise<void>;
 }
 
 function readNumber(file: string): number | undefined {
@@ -113,14 +117,25 @@ export function createRunCgroup(name: string, limitBytes: number): RunCgroup | {
         oomKills: oomKills(events),
       };
     },
-    remove() {
-      // The last process may still be leaving; a few tries.
-      for (let attempt = 0; attempt < 50; attempt += 1) {
+    async remove() {
+      if (!existsSync(dir)) return;
+      // Interrupted mid-run: the run's processes (started by this script) are asked to stop first.
+      for (const pid of readText(file("cgroup.procs"))
+        .split("\n")
+        .filter((line) => /^\d+$/.test(line))) {
+        try {
+          process.kill(Number(pid), "SIGTERM");
+        } catch {
+          // Gone meanwhile.
+        }
+      }
+      // The last process may still be leaving (the job stops within 5 s of SIGTERM).
+      for (let attempt = 0; attempt < 100; attempt += 1) {
         try {
           rmdirSync(dir);
           return;
         } catch {
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 100);
+          await sleep(100);
         }
       }
       process.stderr.write(`could not remove ${dir}\n`);
