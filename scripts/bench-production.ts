@@ -409,7 +409,7 @@ async function stageProfile(logFile: string): Promise<Array<[string, number]>> {
 }
 
 const label = (transition: "crossfade" | "cut") =>
-  transition === "cut" ? "cuts only" : `${moveCount - 1} crossfades`;
+  transition === "cut" ? "cuts only" : `${moveCount - 1} crossfade${moveCount === 2 ? "" : "s"}`;
 const runs: Array<{ run: JobRun; warm: boolean }> = [];
 let bound: Measurement | undefined;
 try {
