@@ -110,6 +110,7 @@ export async function prepareRender(
       logger,
       signal,
       ffprobePath: config.ffprobePath,
+      ffmpegPath: config.ffmpegPath,
     });
     return {
       plan,

@@ -327,6 +327,9 @@ async function render(
     // What the renderer encoded and copied: only the former and the joins are decoded.
     pieces: prepared.pieces,
     decode: config.verifyDecode,
+    ...(prepared.songCache?.audioPacketHashes === undefined
+      ? {}
+      : { audioCopy: prepared.songCache.audioPacketHashes }),
     report: check,
   });
   const checkSeconds = (performance.now() - checkStarted) / 1000;
@@ -339,6 +342,7 @@ async function render(
       check_seconds: Math.round(checkSeconds * 100) / 100,
       check_decoded_frames: check.decodedFrames,
       check_copied_frames: check.copiedFramesMatched,
+      check_audio_decoded: check.audioDecoded ?? false,
       song_cached: prepared.songCache?.hit ?? false,
     },
     "Video assembled and verified",

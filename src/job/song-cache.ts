@@ -17,7 +17,7 @@ import type { Logger } from "../log.js";
 import { CACHE_ENGINE_VERSION } from "../media/assembly.js";
 import type { RenderSteps } from "../media/commands.js";
 import { pinnedInput } from "../media/containers.js";
-import { runFfprobeJson } from "../media/ffmpeg.js";
+import { runFfmpeg, runFfprobeJson } from "../media/ffmpeg.js";
 import type { RenderPlan } from "../media/plan.js";
 import type { Storage } from "../storage/storage.js";
 import { cacheKey, publish, readJson, sha256File } from "./clip-cache.js";
@@ -27,14 +27,66 @@ interface SongMeta {
   key: string;
   bytes: number;
   sha256: string;
+  /** The whole file decoded without errors when it was stored. */
+  decoded?: true;
+  /** `SHA256:<hex>` of each audio packet's payload, in order (with `decoded`). */
+  packetHashes?: string[];
 }
 
 export interface SongCacheUse {
   /** The steps to run: without the song's encode on a hit. */
   steps: RenderSteps;
   hit: boolean;
+  /**
+   * On a hit of an encode decoded when it was stored: its audio packets' hashes. The output's audio
+   * is these packets copied, so the output check compares them instead of decoding the audio again.
+   */
+  audioPacketHashes?: readonly string[];
   /** After a successful render: publishes a freshly encoded song (best effort); a no-op on a hit. */
   publish(): Promise<void>;
+}
+
+/**
+ * Decodes an encoded song once and lists its packets' hashes, for the sidecar: later jobs copying it
+ * need not decode it again (their output check compares packet hashes). Nothing when either fails.
+ */
+async function decodedPackets(
+  file: string,
+  ext: string,
+  options: { signal: AbortSignal; ffprobePath?: string; ffmpegPath?: string; logger: Logger },
+): Promise<Pick<SongMeta, "decoded" | "packetHashes">> {
+  const input = pinnedInput(file, ext === ".mp4" ? "mov" : "matroska");
+  const probe = await runFfprobeJson(
+    ["-show_data_hash", "SHA256", "-select_streams", "a:0", "-show_entries", "packet=data_hash", ...input],
+    { ffprobePath: options.ffprobePath, signal: options.signal },
+  );
+  const packets = probe.ok ? ((probe.json as { packets?: Array<{ data_hash?: string }> }).packets ?? []) : [];
+  const hashes = packets.map((packet) => packet.data_hash);
+  if (hashes.length === 0 || hashes.some((hash) => typeof hash !== "string")) return {};
+  const { stderr } = await runFfmpeg(
+    [
+      "-hide_banner",
+      "-nostdin",
+      "-v",
+      "error",
+      "-threads",
+      "1",
+      ...input,
+      "-map",
+      "0:a:0",
+      "-f",
+      "null",
+      "-",
+    ],
+    {
+      ffmpegPath: options.ffmpegPath,
+      signal: options.signal,
+      logger: options.logger,
+      timeoutMs: 120_000,
+      label: "decoding the encoded song to check it",
+    },
+  );
+  return stderr.trim() === "" ? { decoded: true, packetHashes: hashes as string[] } : {};
 }
 
 /** The song step's input and output paths, from its argument list (`-i <song>` … `<output>`). */
@@ -54,7 +106,14 @@ export async function useSongCache(
   plan: RenderPlan,
   steps: RenderSteps,
   storage: Storage,
-  options: { prefix: string; workDir: string; logger: Logger; signal: AbortSignal; ffprobePath?: string },
+  options: {
+    prefix: string;
+    workDir: string;
+    logger: Logger;
+    signal: AbortSignal;
+    ffprobePath?: string;
+    ffmpegPath?: string;
+  },
 ): Promise<SongCacheUse> {
   const { logger, signal } = options;
   const unchanged: SongCacheUse = { steps, hit: false, publish: async () => {} };
@@ -115,9 +174,12 @@ export async function useSongCache(
     })();
     if (reason === undefined) {
       logger.info({ song: plan.audio.key, entry: entryKey }, "Song cache: using the encoded song");
+      // The sha256 matched: the recorded hashes are of these very bytes.
+      const decoded = raw.decoded === true && Array.isArray(raw.packetHashes) && raw.packetHashes.length > 0;
       return {
         hit: true,
         steps: { ...steps, pieces: steps.pieces.filter((piece) => piece !== step) },
+        ...(decoded ? { audioPacketHashes: raw.packetHashes as string[] } : {}),
         publish: async () => {},
       };
     }
@@ -140,6 +202,7 @@ export async function useSongCache(
           key,
           bytes: (await stat(files.output)).size,
           sha256: await sha256File(files.output, signal),
+          ...(await decodedPackets(files.output, ext, options)),
         };
         if (await publish(storage, files.output, entryKey, "application/octet-stream", logger)) {
           const metaFile = path.join(dir, `${key}.json`);

@@ -236,3 +236,16 @@ export function fromKeyframes(ranges: readonly FrameRange[], keyframes: readonly
 export function rangeFrames(ranges: readonly FrameRange[]): number {
   return ranges.reduce((sum, r) => sum + (r.to - r.from), 0);
 }
+
+/**
+ * Problems with an output whose audio is the packets of an already-verified encode (the song cache):
+ * every audio packet, in order, must be that encode's packet (`hashes`, `-show_data_hash SHA256`).
+ */
+export function checkCopiedAudio(packets: readonly ProbedPacket[], hashes: readonly string[]): string[] {
+  const audio = packets.filter((p) => p.stream === "audio");
+  if (audio.length > hashes.length) {
+    return [`it has ${audio.length} audio packets, more than the ${hashes.length} of the encoded song`];
+  }
+  const at = audio.findIndex((packet, i) => packet.hash === undefined || packet.hash !== hashes[i]);
+  return at === -1 ? [] : [`audio packet ${at} is not the packet it was copied from (the cached song's)`];
+}

@@ -16,6 +16,7 @@ import { pinnedInput } from "./containers.js";
 import { redactPaths, runFfmpeg, runFfprobeJson } from "./ffmpeg.js";
 import { parseRate } from "./media-info.js";
 import {
+  checkCopiedAudio,
   checkPackets,
   decodeRanges,
   type FrameRange,
@@ -89,10 +90,17 @@ export interface VerifyOptions {
   logger?: Logger;
   /** Filled with what the check did (for logs and benchmarks). */
   report?: VerifyReport;
+  /**
+   * The output's audio is the packets of an encode that was decoded when it was stored (the song
+   * cache): its packet hashes. Matching packets are not decoded again (`decode: "partial"`).
+   */
+  audioCopy?: readonly string[];
 }
 
 export interface VerifyReport {
   decodedFrames: number;
+  /** Whether the audio stream was decoded (not when it is a verified copy of the cached song). */
+  audioDecoded?: boolean;
   decodeRanges: number;
   packetsChecked: number;
   copiedFramesMatched: number;
@@ -115,7 +123,8 @@ export async function verifyOutput(
   );
   if (size === 0) throw fail(["the output file is missing or empty"]);
   const pieces = options.pieces;
-  const hashes = pieces?.some((piece) => piece.copy !== undefined) === true;
+  const audioCopy = options.audioCopy;
+  const hashes = pieces?.some((piece) => piece.copy !== undefined) === true || audioCopy !== undefined;
   const probe = await runFfprobeJson(
     [
       ...(hashes ? ["-show_data_hash", "SHA256"] : []),
@@ -197,6 +206,10 @@ export async function verifyOutput(
     const found = checkPackets(packets, pieces, plan.totalFrames, plan.fps, video.extradata_hash);
     if (found.length > 0) throw fail(found);
   }
+  if (audioCopy !== undefined) {
+    const found = checkCopiedAudio(packets, audioCopy);
+    if (found.length > 0) throw fail(found);
+  }
   if (options.report !== undefined) {
     options.report.packetsChecked = packets.length;
     options.report.copiedFramesMatched = (pieces ?? [])
@@ -237,9 +250,12 @@ export async function verifyOutput(
       await writeFile(listFile, `ffconcat version 1.0\n${lines.join("\n")}\n`);
     }
     const decoded = whole ? plan.totalFrames : rangeFrames(ranges);
+    // Audio that is the cached song's packets (checked above) was decoded when the song was stored.
+    const audioDecoded = whole || audioCopy === undefined;
     if (options.report !== undefined) {
       options.report.decodedFrames = decoded;
       options.report.decodeRanges = whole ? 1 : ranges.length;
+      options.report.audioDecoded = audioDecoded;
     }
     // Without -threads FFmpeg sizes itself from the CPUs it sees, not the quota it is granted.
     const threads = String(Math.max(1, Math.floor(options.threads ?? 1)));
@@ -260,17 +276,21 @@ export async function verifyOutput(
           "file",
           "-i",
           listFile,
-          "-threads",
-          threads,
-          ...input,
-          // Two outputs, so neither waits on the other's timestamps.
-          "-map",
-          "0:v:0",
-          "-f",
-          "null",
-          "-",
-          "-map",
-          "1:a:0",
+          ...(audioDecoded
+            ? [
+                "-threads",
+                threads,
+                ...input,
+                // Two outputs, so neither waits on the other's timestamps.
+                "-map",
+                "0:v:0",
+                "-f",
+                "null",
+                "-",
+                "-map",
+                "1:a:0",
+              ]
+            : ["-map", "0:v:0"]),
           "-f",
           "null",
           "-",

@@ -4,7 +4,7 @@
  * (fade) misses, a corrupt entry is rejected and encoded again.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -15,9 +15,10 @@ import { prepareCachedInputs } from "../../src/job/clip-cache.js";
 import { useSongCache } from "../../src/job/song-cache.js";
 import { silentLogger } from "../../src/log.js";
 import { planAssembly } from "../../src/media/assembly.js";
+import { assemblyOutputPieces } from "../../src/media/output-check.js";
 import { renderSteps } from "../../src/media/render.js";
 import { planAssemblySteps } from "../../src/media/steps.js";
-import { verifyOutput } from "../../src/media/verify.js";
+import { type VerifyReport, verifyOutput } from "../../src/media/verify.js";
 import { createLocalStorage } from "../../src/storage/local.js";
 import { makeBlueprint } from "../helpers/blueprints.js";
 import { makeClip, makeSong } from "../helpers/fixtures.js";
@@ -59,10 +60,25 @@ async function job(bp: Blueprint) {
     signal,
   });
   await renderSteps(cached.plan, song.steps, { workDir: renderDir, output: file, signal, logger });
-  await verifyOutput(file, cached.plan, {});
+  const report: VerifyReport = {
+    decodedFrames: 0,
+    decodeRanges: 0,
+    packetsChecked: 0,
+    copiedFramesMatched: 0,
+  };
+  const audioCopy = song.audioPacketHashes;
+  const pieces = assemblyOutputPieces(items, cached.entries);
+  await verifyOutput(file, cached.plan, {
+    report,
+    pieces,
+    ...(audioCopy === undefined ? {} : { audioCopy }),
+  });
   await song.publish();
   return {
     file,
+    plan: cached.plan,
+    audioCopy,
+    audioDecoded: report.audioDecoded,
     hit: song.hit,
     songEncodes: song.steps.pieces.filter((p) => p.kind === "audio").length,
     leftInRender: readdirSync(renderDir),
@@ -95,12 +111,60 @@ afterAll(() => {
 describe("song cache", () => {
   it("stores the first job's song encode; a second job with the same song and timeline copies it", async () => {
     const first = await job(blueprint());
-    expect(first).toMatchObject({ hit: false, songEncodes: 1 });
+    expect(first).toMatchObject({ hit: false, songEncodes: 1, audioDecoded: true });
     expect(songEntries()).toHaveLength(1);
     const second = await job(blueprint());
     expect(second).toMatchObject({ hit: true, songEncodes: 0 });
     expect(audioMd5(second.file)).toBe(audioMd5(first.file));
     expect(songEntries()).toHaveLength(1);
+  });
+
+  it("records the stored encode's packets, decoded once; a copy of it is checked by packet, not decoded again", async () => {
+    // The first test stored this timeline's encode.
+    const sidecars = readdirSync(path.join(root, ".clip-cache/songs")).filter((f) => f.endsWith(".json"));
+    const metas = sidecars.map(
+      (f) =>
+        JSON.parse(readFileSync(path.join(root, ".clip-cache/songs", f), "utf8")) as Record<string, unknown>,
+    );
+    const meta = metas.find((m) => Array.isArray(m["packetHashes"]));
+    expect(meta?.["decoded"]).toBe(true);
+    const hashes = meta?.["packetHashes"] as string[];
+    expect(hashes.length).toBeGreaterThan(100);
+    expect(hashes.every((h) => /^SHA256:[0-9a-f]{64}$/.test(h))).toBe(true);
+
+    const second = await job(blueprint());
+    expect({ hit: second.hit, audioDecoded: second.audioDecoded }).toEqual({
+      hit: true,
+      audioDecoded: false,
+    });
+    expect(second.audioCopy).toEqual(hashes);
+
+    // One byte of one audio packet changed in the output: the packet check names it.
+    const packets = JSON.parse(
+      execFileSync(
+        "ffprobe",
+        [
+          "-v",
+          "error",
+          "-select_streams",
+          "a:0",
+          "-show_entries",
+          "packet=pos,size",
+          "-of",
+          "json",
+          second.file,
+        ],
+        { encoding: "utf8" },
+      ),
+    ) as { packets: Array<{ pos: string; size: string }> };
+    const target = packets.packets[40]!;
+    const bytes = readFileSync(second.file);
+    const at = Number(target.pos) + Math.floor(Number(target.size) / 2);
+    bytes[at] = bytes[at]! ^ 0xff;
+    writeFileSync(second.file, bytes);
+    await expect(verifyOutput(second.file, second.plan, { audioCopy: hashes })).rejects.toThrow(
+      /audio packet 40 is not the packet it was copied from/,
+    );
   });
 
   it("misses for another timeline (a fade); rejects a corrupt entry and encodes again", async () => {

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { AssemblyItem } from "../../src/media/assembly.js";
 import {
   assemblyOutputPieces,
+  checkCopiedAudio,
   checkPackets,
   decodeRanges,
   fromKeyframes,
@@ -181,6 +182,27 @@ describe("packet-level output check", () => {
       [false, false],
       // No packet hashes: it cannot be vouched for, so it is decoded whatever its entry's sidecar says.
       [true, undefined],
+    ]);
+  });
+});
+
+describe("audio copied from the cached song", () => {
+  const audio = (hashes: string[]): ProbedPacket[] =>
+    hashes.map((hash, i) => ({ stream: "audio", pts: i * 0.02, dts: i * 0.02, keyframe: true, hash }));
+  const video: ProbedPacket = { stream: "video", pts: 0, dts: 0, keyframe: true, hash: "SHA256:v" };
+
+  it("passes when every audio packet is the song's, in order (the join may drop its last ones)", () => {
+    expect(checkCopiedAudio([video, ...audio(["a", "b", "c"])], ["a", "b", "c"])).toEqual([]);
+    expect(checkCopiedAudio(audio(["a", "b"]), ["a", "b", "c"])).toEqual([]);
+  });
+
+  it("names the first packet that differs, a missing hash, or packets the song does not have", () => {
+    expect(checkCopiedAudio(audio(["a", "x", "c"]), ["a", "b", "c"])).toEqual([
+      "audio packet 1 is not the packet it was copied from (the cached song's)",
+    ]);
+    expect(checkCopiedAudio([{ ...audio(["a"])[0]!, hash: undefined }], ["a"])).toHaveLength(1);
+    expect(checkCopiedAudio(audio(["a", "b", "c"]), ["a", "b"])).toEqual([
+      "it has 3 audio packets, more than the 2 of the encoded song",
     ]);
   });
 });
