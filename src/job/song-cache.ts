@@ -63,7 +63,7 @@ async function decodedPackets(
   const packets = probe.ok ? ((probe.json as { packets?: Array<{ data_hash?: string }> }).packets ?? []) : [];
   const hashes = packets.map((packet) => packet.data_hash);
   if (hashes.length === 0 || hashes.some((hash) => typeof hash !== "string")) return {};
-  const { stderr } = await runFfmpeg(
+  const decode = await runFfmpeg(
     [
       "-hide_banner",
       "-nostdin",
@@ -85,8 +85,11 @@ async function decodedPackets(
       timeoutMs: 120_000,
       label: "decoding the encoded song to check it",
     },
-  );
-  return stderr.trim() === "" ? { decoded: true, packetHashes: hashes as string[] } : {};
+  ).catch((error: unknown) => {
+    if (options.signal.aborted) throw error;
+    return undefined;
+  });
+  return decode?.stderr.trim() === "" ? { decoded: true, packetHashes: hashes as string[] } : {};
 }
 
 /** The song step's input and output paths, from its argument list (`-i <song>` … `<output>`). */
@@ -133,6 +136,13 @@ export async function useSongCache(
   const dir = path.join(options.workDir, "song-cache");
   await mkdir(dir, { recursive: true });
 
+  const writeMeta = async (meta: SongMeta) => {
+    const metaFile = path.join(dir, `${key}.json`);
+    await writeFile(metaFile, JSON.stringify(meta));
+    await publish(storage, metaFile, metaKey, "application/json", logger);
+    await rm(metaFile, { force: true });
+  };
+
   const raw = (await readJson(storage, metaKey, dir, logger, signal)) as Partial<SongMeta> | undefined;
   if (raw !== undefined) {
     const reason = await (async () => {
@@ -174,12 +184,21 @@ export async function useSongCache(
     })();
     if (reason === undefined) {
       logger.info({ song: plan.audio.key, entry: entryKey }, "Song cache: using the encoded song");
-      // The sha256 matched: the recorded hashes are of these very bytes.
-      const decoded = raw.decoded === true && Array.isArray(raw.packetHashes) && raw.packetHashes.length > 0;
+      // The sha256 matched: recorded hashes are of these very bytes. A sidecar from before they were
+      // recorded gets them now (the decode the output check would otherwise do), for later jobs.
+      let hashes =
+        raw.decoded === true && Array.isArray(raw.packetHashes) && raw.packetHashes.length > 0
+          ? (raw.packetHashes as string[])
+          : undefined;
+      if (hashes === undefined) {
+        const upgrade = await decodedPackets(files.output, ext, options);
+        hashes = upgrade.packetHashes;
+        if (upgrade.decoded === true) await writeMeta({ ...(raw as SongMeta), ...upgrade });
+      }
       return {
         hit: true,
         steps: { ...steps, pieces: steps.pieces.filter((piece) => piece !== step) },
-        ...(decoded ? { audioPacketHashes: raw.packetHashes as string[] } : {}),
+        ...(hashes === undefined ? {} : { audioPacketHashes: hashes }),
         publish: async () => {},
       };
     }
@@ -205,10 +224,7 @@ export async function useSongCache(
           ...(await decodedPackets(files.output, ext, options)),
         };
         if (await publish(storage, files.output, entryKey, "application/octet-stream", logger)) {
-          const metaFile = path.join(dir, `${key}.json`);
-          await writeFile(metaFile, JSON.stringify(meta));
-          await publish(storage, metaFile, metaKey, "application/json", logger);
-          await rm(metaFile, { force: true });
+          await writeMeta(meta);
         }
       } catch (error) {
         if (signal.aborted) throw signal.reason;

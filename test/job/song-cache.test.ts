@@ -139,6 +139,15 @@ describe("song cache", () => {
     });
     expect(second.audioCopy).toEqual(hashes);
 
+    // A sidecar from before the hashes were recorded: the hit records them, for later jobs.
+    const sidecar = sidecars.find((_, i) => metas[i] === meta)!;
+    const { decoded: _d, packetHashes: _p, ...older } = meta!;
+    writeFileSync(path.join(root, ".clip-cache/songs", sidecar), JSON.stringify(older));
+    const upgraded = await job(blueprint());
+    expect(upgraded).toMatchObject({ hit: true, audioDecoded: false, audioCopy: hashes });
+    const rewritten = JSON.parse(readFileSync(path.join(root, ".clip-cache/songs", sidecar), "utf8"));
+    expect(rewritten).toMatchObject({ decoded: true, packetHashes: hashes });
+
     // One byte of one audio packet changed in the output: the packet check names it.
     const packets = JSON.parse(
       execFileSync(
