@@ -27,6 +27,7 @@ import { readTaskTableSql } from "../src/tasks/db.js";
 import { createEmbeddedServer, freePort, isRoot } from "../src/tasks/embedded.js";
 import { EMULATOR_PROJECT_ID, startGcsEmulator } from "../test/helpers/gcs-emulator.js";
 import { probeVideo } from "../test/helpers/measure.js";
+import { boundOf, measureCopyConcat, measureSongEncode, videoMd5 } from "./bench/bound.js";
 import { type Measurement, measure } from "./bench/measure.js";
 import { type CgroupReading, createRunCgroup } from "./bench/memory-cgroup.js";
 import { shapedCommand, spliceSection } from "./bench/production.js";
@@ -333,52 +334,17 @@ async function runJob(
   return result;
 }
 
-/** MD5 of a file's video packets: equal → the same frames, byte for byte. */
-function videoMd5(file: string): string {
-  return execFileSync(
-    "ffmpeg",
-    ["-hide_banner", "-v", "error", "-i", file, "-map", "0:v", "-c", "copy", "-f", "md5", "-"],
-    { encoding: "utf8" },
-  ).trim();
-}
-
 // ---- The baseline, same run, same core: the stream-copy bound (concat without encoding + one song encode) ----
 async function runBound(): Promise<Measurement> {
   const dir = path.join(runDir, "bound");
-  mkdirSync(dir, { recursive: true });
-  const list = moveKeys.map((key) => `file '${path.join(workload.root, key)}'`).join("\n");
-  await writeFile(path.join(dir, "concat.txt"), `${list}\n`);
-  const cpus = pinned ? { cpus: 1 } : {};
-  const copy = await measure({
-    name: "concat",
-    command: "ffmpeg",
-    args: ["-hide_banner", "-v", "error", "-y", "-f", "concat", "-safe", "0"].concat([
-      "-i",
-      path.join(dir, "concat.txt"),
-      "-c",
-      "copy",
-      path.join(dir, "out.mp4"),
-    ]),
-    tempDir: dir,
-    ...cpus,
-  });
-  const song = await measure({
-    name: "song",
-    command: "ffmpeg",
-    args: ["-hide_banner", "-v", "error", "-y", "-threads", "1"]
-      .concat(["-i", path.join(workload.root, workload.song), "-t", String(moveCount * MOVE_SECONDS)])
-      .concat(["-vn", "-ar", "48000", "-ac", "2", "-c:a", "aac", "-b:a", "128k", path.join(dir, "song.m4a")]),
-    tempDir: dir,
-    ...cpus,
-  });
-  return {
-    ...copy,
-    name: `stream-copy bound: concat without encoding (${copy.wallSeconds.toFixed(1)} s) + song encode (${song.wallSeconds.toFixed(1)} s)`,
-    exitCode: copy.exitCode || song.exitCode,
-    wallSeconds: copy.wallSeconds + song.wallSeconds,
-    cpuSeconds: copy.cpuSeconds + song.cpuSeconds,
-    peakRssPlusTempMiB: Math.max(copy.peakRssPlusTempMiB, song.peakRssPlusTempMiB),
-  };
+  const cpus = pinned ? 1 : undefined;
+  const copy = await measureCopyConcat(workload, moveKeys, dir, cpus);
+  const song = await measureSongEncode(workload, moveCount * MOVE_SECONDS, dir, cpus);
+  return boundOf(
+    copy,
+    song,
+    `stream-copy bound: concat without encoding (${copy.wallSeconds.toFixed(1)} s) + song encode (${song.wallSeconds.toFixed(1)} s)`,
+  );
 }
 
 /** "Stage X done" lines of a run's log: where its time went. */

@@ -18,6 +18,7 @@ import { cpus } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { boundOf, measureCopyConcat, measureSongEncode, videoMd5 } from "./bench/bound.js";
 import { type Measurement, measure } from "./bench/measure.js";
 import { benchBlueprint, generateWorkload, readWorkload, type Workload } from "./bench/workload.js";
 
@@ -129,40 +130,6 @@ async function runJob(
   });
 }
 
-/** Encoding the song once, as the job does (cut to the timeline, AAC 128k): half of the copy bound. */
-async function runSongEncode(seconds: number): Promise<Measurement> {
-  const dir = path.join(runDir, "song");
-  await mkdir(dir, { recursive: true });
-  return measure({
-    name: "song encode (AAC, once)",
-    command: "ffmpeg",
-    args: [
-      "-hide_banner",
-      "-v",
-      "error",
-      "-y",
-      "-threads",
-      "1",
-      "-i",
-      path.join(workload.root, workload.song),
-      "-t",
-      String(seconds),
-      "-vn",
-      "-ar",
-      "48000",
-      "-ac",
-      "2",
-      "-c:a",
-      "aac",
-      "-b:a",
-      "128k",
-      path.join(dir, "song.m4a"),
-    ],
-    tempDir: dir,
-    cpus: pinned,
-  });
-}
-
 /** `warm-cache` over `count` clips of the workload, one task pinned to one CPU: clips per minute per task. */
 async function runPrewarm(count: number): Promise<Measurement> {
   const prewarmRoot = path.join(runDir, "prewarm-root");
@@ -225,35 +192,6 @@ async function runOldPipeline(keys: string[]): Promise<Measurement> {
   return measure({ name: "old pipeline", command: "bash", args: [script], tempDir: dir, cpus: pinned });
 }
 
-/** Concatenating the same clips without encoding: the I/O bound (its output ignores the timeline). */
-async function runCopyBound(keys: string[]): Promise<Measurement> {
-  const dir = path.join(runDir, "copy");
-  await mkdir(dir, { recursive: true });
-  const list = keys.map((key) => `file '${path.join(workload.root, key)}'`).join("\n");
-  await writeFile(path.join(dir, "concat.txt"), `${list}\n`);
-  return measure({
-    name: "stream-copy bound",
-    command: "ffmpeg",
-    args: [
-      "-hide_banner",
-      "-v",
-      "error",
-      "-y",
-      "-f",
-      "concat",
-      "-safe",
-      "0",
-      "-i",
-      path.join(dir, "concat.txt"),
-      "-c",
-      "copy",
-      path.join(dir, "out.mp4"),
-    ],
-    tempDir: dir,
-    cpus: pinned,
-  });
-}
-
 process.stdout.write("building the CLI\n");
 execFileSync("npm", ["run", "-s", "build"], { cwd: root, stdio: "inherit" });
 
@@ -293,15 +231,6 @@ const record = (m: Measurement, output?: string) => {
     `${m.name}: ${m.wallSeconds.toFixed(1)} s wall, ${m.cpuSeconds.toFixed(1)} CPU-s, ${m.peakRssPlusTempMiB.toFixed(0)} MiB RSS+temp ${verified}\n`,
   );
 };
-
-/** MD5 of a file's video packets: equal → the same frames, byte for byte. */
-function videoMd5(file: string): string {
-  return execFileSync(
-    "ffmpeg",
-    ["-hide_banner", "-v", "error", "-i", file, "-map", "0:v", "-c", "copy", "-f", "md5", "-"],
-    { encoding: "utf8" },
-  ).trim();
-}
 
 /** How a warm variant's output compares with the cold render: identical bytes, else the lowest SSIM. */
 function sameAsCold(cold: string, file: string): string {
@@ -397,20 +326,12 @@ results.at(-1)!.verified =
   `${((PREWARM_CLIPS / prewarm.wallSeconds) * 60).toFixed(1)} clips/min per task (${(prewarm.wallSeconds / PREWARM_CLIPS).toFixed(1)} s per 8-s 720p clip)`;
 const old = await runOldPipeline(moveKeys);
 record(old, path.join(runDir, "old", "output.mp4"));
-const copy = await runCopyBound(moveKeys);
+const copy = await measureCopyConcat(workload, moveKeys, path.join(runDir, "copy"), pinned);
 record(copy);
-const song = await runSongEncode(moveCount * MOVE_SECONDS);
+const song = await measureSongEncode(workload, moveCount * MOVE_SECONDS, path.join(runDir, "song"), pinned);
 record(song);
 // The bound: what any correct job must at least do — join the clips without encoding and encode the song once.
-const bound: Measurement = {
-  ...copy,
-  name: "stream-copy bound (concat + song encode)",
-  wallSeconds: copy.wallSeconds + song.wallSeconds,
-  cpuSeconds: copy.cpuSeconds + song.cpuSeconds,
-  peakRssMiB: Math.max(copy.peakRssMiB, song.peakRssMiB),
-  peakTempMiB: Math.max(copy.peakTempMiB, song.peakTempMiB),
-  peakRssPlusTempMiB: Math.max(copy.peakRssPlusTempMiB, song.peakRssPlusTempMiB),
-};
+const bound = boundOf(copy, song, "stream-copy bound (concat + song encode)");
 results.push({ ...bound, verified: "" });
 
 /** Where the profiled warm run spent its time, from its own logs (stage durations, render, output check). */

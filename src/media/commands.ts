@@ -297,6 +297,20 @@ function pieceGraph(
   return { inputs, graph, seek };
 }
 
+/** A run's inputs and its single-threaded filtergraph, whose `[v]` is the video encoded. */
+function graphRun(inputs: readonly string[][], graph: string): string[] {
+  return [
+    ...COMMON,
+    ...inputs.flat(),
+    "-filter_complex_threads",
+    "1",
+    "-filter_complex",
+    graph,
+    "-map",
+    "[v]",
+  ];
+}
+
 /** The options after a piece's video map: no audio, subtitles, data or metadata. */
 const VIDEO_ONLY = ["-an", "-sn", "-dn", "-map_metadata", "-1"];
 
@@ -313,14 +327,7 @@ export function pieceArgs(
 ): { args: string[]; seek: number } {
   const { inputs, graph, seek } = pieceGraph(piece, plan, files, graphLabels(0, "", "[v]"));
   const args = [
-    ...COMMON,
-    ...inputs.flat(),
-    "-filter_complex_threads",
-    "1",
-    "-filter_complex",
-    graph,
-    "-map",
-    "[v]",
+    ...graphRun(inputs, graph),
     "-frames:v",
     String(piece.frames),
     ...encoding.encoderArgs,
@@ -362,14 +369,7 @@ export function batchArgs(
   const cuts = starts.slice(1);
   graphs.push(`${pieces.map((_, k) => `[c${k}]`).join("")}concat=n=${pieces.length}:v=1:a=0[v]`);
   const args = [
-    ...COMMON,
-    ...inputs.flat(),
-    "-filter_complex_threads",
-    "1",
-    "-filter_complex",
-    graphs.join(";"),
-    "-map",
-    "[v]",
+    ...graphRun(inputs, graphs.join(";")),
     "-frames:v",
     String(frames),
     ...encoderArgs,
