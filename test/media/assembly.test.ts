@@ -8,7 +8,13 @@ import {
   profileId,
 } from "../../src/media/assembly.js";
 import { planRender } from "../../src/media/plan.js";
-import { concatQuote, MAX_PIECES_PER_RUN, piecesPerRun, planAssemblySteps } from "../../src/media/steps.js";
+import {
+  concatQuote,
+  MAX_PIECES_IN_FLIGHT,
+  MAX_PIECES_PER_RUN,
+  piecesPerRun,
+  planAssemblySteps,
+} from "../../src/media/steps.js";
 import { fakeInfo, type MoveInput, makeBlueprint } from "../helpers/blueprints.js";
 
 const song = fakeInfo({ hasVideo: false, hasAudio: true, duration: 60 });
@@ -179,11 +185,14 @@ describe("planAssemblySteps", () => {
     expect(planAssemblySteps(p, items, files).pieces.filter((step) => step.kind === "piece")).toHaveLength(5);
   });
 
-  it("sizes batches to keep every CPU busy, at most MAX_PIECES_PER_RUN pieces each", () => {
+  it("sizes batches to keep every CPU busy, at most MAX_PIECES_PER_RUN a run and MAX_PIECES_IN_FLIGHT at once", () => {
     expect(piecesPerRun(28, 1)).toBe(MAX_PIECES_PER_RUN);
-    expect(piecesPerRun(28, 2)).toBe(MAX_PIECES_PER_RUN);
+    expect(piecesPerRun(3, 1)).toBe(3);
+    expect(piecesPerRun(28, 2)).toBe(MAX_PIECES_IN_FLIGHT / 2);
     expect(piecesPerRun(3, 2)).toBe(2);
     expect(piecesPerRun(2, 2)).toBe(1);
+    expect(piecesPerRun(28, 4)).toBe(1);
+    expect(piecesPerRun(28, 8)).toBe(1);
     expect(piecesPerRun(0, 1)).toBe(1);
   });
 
