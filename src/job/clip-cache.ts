@@ -38,7 +38,7 @@ import { type MediaInfo, parseRate } from "../media/media-info.js";
 import { planRender, type RenderPlan } from "../media/plan.js";
 import { probeMedia } from "../media/probe.js";
 import { fetchMedia } from "../storage/fetch-media.js";
-import type { Storage } from "../storage/storage.js";
+import type { FetchedFile, FetchOptions, Storage } from "../storage/storage.js";
 
 export interface CacheEntry extends EntryFrames {
   /** Local file of the entry (in place for local storage, downloaded for GCS). */
@@ -235,19 +235,23 @@ export function validMeta(raw: unknown, profile: CacheProfile, sourceHash: strin
  * Whether the entry's bytes are the sidecar's (sha256). Local storage reads entries in place and
  * `describe` hashes them through the storage's hash memo (docs/decisions/clip-cache.md, "Source-hash
  * memo"): an entry file whose device, inode, size, mtime and ctime are those recorded when it was last
- * hashed is not read again. GCS entries are downloaded copies: hashed here.
+ * hashed is not read again. GCS entries are downloaded copies, hashed while downloading when fetched
+ * with `ENTRY_FETCH` (else read again here).
  */
 export async function entryMatchesSidecar(
   storage: Storage,
   entryKey: string,
-  file: string,
+  fetched: Pick<FetchedFile, "path" | "sha256">,
   meta: Pick<EntryMeta, "sha256">,
   signal: AbortSignal,
 ): Promise<boolean> {
   if (storage.name === "local")
     return (await storage.describe(entryKey, signal)).hash === `sha256-${meta.sha256}`;
-  return (await sha256File(file, signal)) === meta.sha256;
+  return (fetched.sha256 ?? (await sha256File(fetched.path, signal))) === meta.sha256;
 }
+
+/** How entries are fetched: a copy's sha256 is computed in the download's pass, for `entryMatchesSidecar`. */
+export const ENTRY_FETCH: FetchOptions = { sha256: true };
 
 interface ProbedEntry {
   frames: number;
@@ -603,15 +607,15 @@ async function prepare(
       }
       const meta = validMeta(rawMeta, profile, hash);
       if (meta === undefined) return reject("sidecar does not match");
-      let fetched: { path: string; bytes: number };
+      let fetched: FetchedFile;
       try {
-        fetched = await storage.fetch(entryKey, entryDir, signal);
+        fetched = await storage.fetch(entryKey, entryDir, signal, ENTRY_FETCH);
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         return reject(isJobError(error) ? error.message : "entry unreadable");
       }
       if (fetched.bytes !== meta.bytes) return reject(`size ${fetched.bytes}, expected ${meta.bytes}`);
-      if (!(await entryMatchesSidecar(storage, entryKey, fetched.path, meta, signal))) {
+      if (!(await entryMatchesSidecar(storage, entryKey, fetched, meta, signal))) {
         return reject("checksum mismatch");
       }
       // The very bytes that were probed when the entry was built: what that probe found holds.

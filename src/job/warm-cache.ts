@@ -22,12 +22,13 @@ import { CACHE_GOP, cacheProfile, entryBuildArgs, profileId } from "../media/ass
 import type { MediaInfo } from "../media/media-info.js";
 import { planRender, type RenderPlan } from "../media/plan.js";
 import { probeMedia } from "../media/probe.js";
-import type { Storage } from "../storage/storage.js";
+import type { FetchedFile, Storage } from "../storage/storage.js";
 import {
   buildEntry,
   cacheKey,
   copyHashing,
   decodeEntry,
+  ENTRY_FETCH,
   type EntryMeta,
   entryMatchesSidecar,
   probeEntry,
@@ -325,16 +326,16 @@ export async function warmCache(
     async function checkEntry(raw: unknown): Promise<string | undefined> {
       const meta = validMeta(raw, profile, hash);
       if (meta === undefined) return "sidecar does not match";
-      let fetched: { path: string; bytes: number };
+      let fetched: FetchedFile;
       try {
-        fetched = await storage.fetch(entryKey, path.join(dir, "cache"), signal);
+        fetched = await storage.fetch(entryKey, path.join(dir, "cache"), signal, ENTRY_FETCH);
       } catch (error) {
         if (signal.aborted) throw signal.reason;
         return isJobError(error) ? error.message : "entry unreadable";
       }
       try {
         if (fetched.bytes !== meta.bytes) return `size ${fetched.bytes}, expected ${meta.bytes}`;
-        if (!(await entryMatchesSidecar(storage, entryKey, fetched.path, meta, signal))) {
+        if (!(await entryMatchesSidecar(storage, entryKey, fetched, meta, signal))) {
           return "checksum mismatch";
         }
         const probedEntry = await probeEntry(fetched.path, profile, probeOptions);

@@ -1,3 +1,4 @@
+import { createHash, type Hash } from "node:crypto";
 import { once } from "node:events";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
@@ -9,8 +10,9 @@ import pRetry, { AbortError } from "p-retry";
 import { checkStorageKey } from "../blueprint/paths.js";
 import { JobError } from "../errors.js";
 import type { Logger } from "../log.js";
+import { crc32cBase64, crc32cUpdate } from "./crc32c.js";
 import { assertStorageKey, localNameFor, notFoundError } from "./keys.js";
-import type { FetchedFile, ObjectDescription, Storage, UploadOptions } from "./storage.js";
+import type { FetchedFile, FetchOptions, ObjectDescription, Storage, UploadOptions } from "./storage.js";
 
 export interface GcsRetryOptions {
   /** Total attempts per operation, the first included (default 3). */
@@ -210,14 +212,19 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
   return {
     name: DRIVER_NAME,
 
-    async fetch(rawKey: string, dir: string, signal?: AbortSignal): Promise<FetchedFile> {
+    async fetch(
+      rawKey: string,
+      dir: string,
+      signal?: AbortSignal,
+      fetchOptions?: FetchOptions,
+    ): Promise<FetchedFile> {
       const key = checkKey(rawKey);
       const destination = path.join(dir, localNameFor(key));
       const partial = `${destination}.part`;
       await mkdir(dir, { recursive: true });
       const bucket = await getBucket();
-      const { CRC32C } = await import("@google-cloud/storage");
       let pinnedHash: string | undefined;
+      let sha256: Hash | undefined;
       await withRetry(
         "download",
         key,
@@ -236,12 +243,15 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
               const gzipped = metadata.contentEncoding === "gzip";
               pinnedHash = metadataHash(metadata);
               const file = bucket.file(key, { generation: metadata.generation });
-              const crc = new CRC32C();
+              // Both hashes in the download's own pass: the file is never read again to check it.
+              let crc = 0;
+              sha256 = fetchOptions?.sha256 === true ? createHash("sha256") : undefined;
               let received = 0;
               const hash = new Transform({
                 transform(chunk: Buffer, _encoding, done) {
                   touch();
-                  crc.update(chunk);
+                  if (!gzipped) crc = crc32cUpdate(crc, chunk);
+                  sha256?.update(chunk);
                   received += chunk.length;
                   done(null, chunk);
                 },
@@ -252,7 +262,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
               await pipeline(source, hash, sink, { signal: attemptSignal });
               if (!gzipped) {
                 const sizeOk = metadata.size === undefined || Number(metadata.size) === received;
-                if (!sizeOk || (metadata.crc32c !== undefined && !crc.validate(metadata.crc32c))) {
+                if (!sizeOk || (metadata.crc32c !== undefined && crc32cBase64(crc) !== metadata.crc32c)) {
                   throw Object.assign(new Error("downloaded bytes do not match the object's checksum"), {
                     code: "CONTENT_DOWNLOAD_MISMATCH",
                   });
@@ -275,6 +285,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
         residence: "copy",
       };
       if (pinnedHash !== undefined) fetched.hash = pinnedHash;
+      if (sha256 !== undefined) fetched.sha256 = sha256.digest("hex");
       return fetched;
     },
 

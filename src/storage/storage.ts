@@ -21,6 +21,16 @@ export interface FetchedFile {
    * file is the original (it may change after the call: copy it to pin its bytes).
    */
   hash?: string;
+  /**
+   * Hex sha256 of the bytes in `path`, when `FetchOptions.sha256` asked for it and the adapter hashed
+   * them while copying (GCS: in the download's own pass). Absent for an original in place (local mode).
+   */
+  sha256?: string;
+}
+
+export interface FetchOptions {
+  /** Hash the bytes while copying them (`FetchedFile.sha256`), so the caller need not read the file again. */
+  sha256?: boolean;
 }
 
 /** What an object is, without fetching it. */
@@ -36,7 +46,7 @@ export interface ObjectDescription {
 export interface Storage {
   readonly name: "local" | "gcs";
   /** Makes the object at `key` available as a local file. `dir` is a temp directory the caller owns. */
-  fetch(key: string, dir: string, signal?: AbortSignal): Promise<FetchedFile>;
+  fetch(key: string, dir: string, signal?: AbortSignal, options?: FetchOptions): Promise<FetchedFile>;
   /**
    * Keys of the objects under `prefix/` (any depth), sorted; names starting with `.` (hidden files,
    * uploads in progress, the clip cache's default prefix) are left out. A missing prefix lists nothing.
