@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isJobError, type JobError } from "../../src/errors.js";
 import { fetchMedia } from "../../src/storage/fetch-media.js";
 import { contentTypeFor } from "../../src/storage/keys.js";
-import type { FetchedFile, Storage } from "../../src/storage/storage.js";
+import type { FetchedFile, FetchOptions, Storage } from "../../src/storage/storage.js";
 import { captureLogs } from "../helpers/log-capture.js";
 
 export interface StorageHarness {
@@ -76,12 +76,17 @@ export function countingStorage(inner: Storage): Storage & { calls: string[]; ma
     name: inner.name,
     calls: [] as string[],
     maxInFlight: 0,
-    async fetch(key: string, dir: string, signal?: AbortSignal): Promise<FetchedFile> {
+    async fetch(
+      key: string,
+      dir: string,
+      signal?: AbortSignal,
+      options?: FetchOptions,
+    ): Promise<FetchedFile> {
       counted.calls.push(key);
       inFlight += 1;
       counted.maxInFlight = Math.max(counted.maxInFlight, inFlight);
       try {
-        return await inner.fetch(key, dir, signal);
+        return await inner.fetch(key, dir, signal, options);
       } finally {
         inFlight -= 1;
       }
@@ -127,6 +132,19 @@ export function testStorageContract(options: StorageContractOptions): void {
       expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
       expect(fetched.residence).toBe(options.residence);
       expect(fetched.path.startsWith(`${dir}${path.sep}`)).toBe(options.residence === "copy");
+    });
+
+    it("hashes a copy's bytes while fetching it when asked ({ sha256: true }), and only then", async () => {
+      const key = `${prefix()}/cache/entry.mp4`;
+      const data = randomBytes(300 * 1024 + 7);
+      await h.put(key, data);
+      const asked = await h.storage.fetch(key, await scratch(), undefined, { sha256: true });
+      expect(sha256(await readFile(asked.path))).toBe(sha256(data));
+      // A copy carries the hash of its bytes; an original in place carries none (the caller hashes it).
+      expect(asked.sha256).toBe(asked.residence === "copy" ? sha256(data) : undefined);
+      if (options.residence === "copy") expect(asked.sha256).toBe(sha256(data));
+      const plain = await h.storage.fetch(key, await scratch());
+      expect(plain.sha256).toBeUndefined();
     });
 
     it("accepts legal names that merely look odd (`clip..v2.mp4`, spaces, unicode)", async () => {

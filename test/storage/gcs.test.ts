@@ -177,8 +177,10 @@ describe("gcs storage: uploads and retries", () => {
     await put(k, data);
     proxy.reset();
     proxy.inject({ kind: "corrupt", times: 1, match: { path: "alt=media" } });
-    const fetched = await storage.fetch(k, work);
+    const fetched = await storage.fetch(k, work, undefined, { sha256: true });
     expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
+    // The hash taken while downloading is the good attempt's, not the corrupted one's.
+    expect(fetched.sha256).toBe(sha256(data));
     expect(downloads(k)).toHaveLength(2);
     expect(lines.find((line) => line.severity === "WARNING")?.["reason"]).toBe("CONTENT_DOWNLOAD_MISMATCH");
   });
