@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { Transform } from "node:stream";
+import { type Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Bucket } from "@google-cloud/storage";
 import pRetry, { AbortError } from "p-retry";
@@ -101,6 +101,54 @@ export function classifyGcsError(error: unknown): Failure {
     return { kind: "transient", code: code ?? "network" };
   }
   return { kind: "other", ...(code === undefined ? {} : { code }) };
+}
+
+/** What a download response says about the object generation it serves (its `x-goog-*` headers). */
+interface ServedObject {
+  /** Whether its bytes can be checked as they arrive: served as stored (not compressed), with a CRC32C. */
+  checkable: boolean;
+  crc32c?: string;
+  md5Hash?: string;
+  /** The stored size, when a header gives it. */
+  bytes?: number;
+}
+
+function servedObject(response: unknown): ServedObject | undefined {
+  const status = field(response, "statusCode");
+  const headers = field(response, "headers");
+  if (typeof status !== "number" || status < 200 || status >= 300 || typeof headers !== "object")
+    return undefined;
+  const header = (name: string) => {
+    const value = field(headers, name);
+    return typeof value === "string" && value.trim() !== "" ? value.trim() : undefined;
+  };
+  // `crc32c=<b64>,md5=<b64>`: one header, or two that Node joined with ", ".
+  const hashes = new Map(
+    (header("x-goog-hash") ?? "").split(",").map((pair) => {
+      const at = pair.indexOf("=");
+      return [pair.slice(0, at).trim(), pair.slice(at + 1).trim()] as const;
+    }),
+  );
+  const identity = (encoding: string | undefined) => encoding === undefined || encoding === "identity";
+  const asStored = identity(header("content-encoding")) && identity(header("x-goog-stored-content-encoding"));
+  const length = Number(header("x-goog-stored-content-length") ?? header("content-length") ?? Number.NaN);
+  const crc32c = hashes.get("crc32c") || undefined;
+  const md5Hash = hashes.get("md5") || undefined;
+  return {
+    checkable: asStored && crc32c !== undefined,
+    ...(crc32c === undefined ? {} : { crc32c }),
+    ...(md5Hash === undefined ? {} : { md5Hash }),
+    ...(Number.isSafeInteger(length) && length >= 0 ? { bytes: length } : {}),
+  };
+}
+
+/** This response cannot be checked as it arrives (compressed, no checksum header): fetch by metadata instead. */
+class NotCheckableHere extends Error {}
+
+function downloadMismatch(): Error {
+  return Object.assign(new Error("downloaded bytes do not match the object's checksum"), {
+    code: "CONTENT_DOWNLOAD_MISMATCH",
+  });
 }
 
 /** The content hash `describe` reports, from an object generation's metadata (md5, else crc32c + size). */
@@ -233,46 +281,79 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
             // A failed attempt's bytes never survive into the next one.
             await rm(partial, { force: true });
             let sink: WriteStream | undefined;
+            const closeSink = async () => {
+              // A sink destroyed while its file was still opening creates the file afterwards: wait
+              // for it to close, or the removal below runs first and a `.part` file is left behind.
+              if (sink !== undefined && !sink.closed) await once(sink, "close").catch(() => {});
+              await rm(partial, { force: true });
+            };
+            // Streams `source` to the `.part` file, with the CRC32C and the sha256 (when asked) in the
+            // same pass: the file is never read again to check it.
+            const receive = async (source: Readable, checksum: boolean) => {
+              let crc = 0;
+              let received = 0;
+              const hasher = fetchOptions?.sha256 === true ? createHash("sha256") : undefined;
+              sha256 = hasher;
+              const hash = new Transform({
+                transform(chunk: Buffer, _encoding, done) {
+                  touch();
+                  if (checksum) crc = crc32cUpdate(crc, chunk);
+                  hasher?.update(chunk);
+                  received += chunk.length;
+                  done(null, chunk);
+                },
+              });
+              sink = createWriteStream(partial);
+              await pipeline(source, hash, sink, { signal: attemptSignal });
+              return { crc32c: crc32cBase64(crc), bytes: received };
+            };
             try {
-              // Checksum and size come from the object's metadata and the download is pinned to
-              // that generation, so a concurrent overwrite cannot mix two versions. The check is
-              // ours: the SDK skips its own when a server omits x-goog-stored-content-encoding
-              // (the emulator does).
+              // One request: the response's headers name the generation it serves and that
+              // generation's size and checksums, so the bytes are checked against exactly the version
+              // they are — no metadata request first, no mix of two versions.
+              let served: ServedObject | undefined;
+              const source = bucket.file(key).createReadStream({ validation: false });
+              source.once("response", (response: unknown) => {
+                served = servedObject(response);
+                if (served?.checkable === false) source.destroy(new NotCheckableHere());
+              });
+              try {
+                const got = await receive(source, true);
+                if (served?.checkable !== true) throw new NotCheckableHere();
+                if (
+                  (served.bytes !== undefined && served.bytes !== got.bytes) ||
+                  served.crc32c !== got.crc32c
+                ) {
+                  throw downloadMismatch();
+                }
+                pinnedHash = metadataHash({ size: served.bytes ?? got.bytes, ...served });
+                return;
+              } catch (error) {
+                if (!(error instanceof NotCheckableHere)) throw error;
+                await closeSink();
+              }
+              // Served compressed (stored gzip) or without checksum headers: size and checksum come
+              // from the object's metadata and the download is pinned to that generation. The check is
+              // ours: the SDK skips its own when a server omits x-goog-stored-content-encoding (the
+              // emulator does).
               const [metadata] = await untilAborted(bucket.file(key).getMetadata(), attemptSignal);
               touch();
               const gzipped = metadata.contentEncoding === "gzip";
               pinnedHash = metadataHash(metadata);
               const file = bucket.file(key, { generation: metadata.generation });
-              // Both hashes in the download's own pass: the file is never read again to check it.
-              let crc = 0;
-              sha256 = fetchOptions?.sha256 === true ? createHash("sha256") : undefined;
-              let received = 0;
-              const hash = new Transform({
-                transform(chunk: Buffer, _encoding, done) {
-                  touch();
-                  if (!gzipped) crc = crc32cUpdate(crc, chunk);
-                  sha256?.update(chunk);
-                  received += chunk.length;
-                  done(null, chunk);
-                },
-              });
               // Objects stored gzip are served decompressed: only the SDK can check those.
-              const source = file.createReadStream({ validation: gzipped ? "crc32c" : false });
-              sink = createWriteStream(partial);
-              await pipeline(source, hash, sink, { signal: attemptSignal });
+              const got = await receive(
+                file.createReadStream({ validation: gzipped ? "crc32c" : false }),
+                !gzipped,
+              );
               if (!gzipped) {
-                const sizeOk = metadata.size === undefined || Number(metadata.size) === received;
-                if (!sizeOk || (metadata.crc32c !== undefined && crc32cBase64(crc) !== metadata.crc32c)) {
-                  throw Object.assign(new Error("downloaded bytes do not match the object's checksum"), {
-                    code: "CONTENT_DOWNLOAD_MISMATCH",
-                  });
+                const sizeOk = metadata.size === undefined || Number(metadata.size) === got.bytes;
+                if (!sizeOk || (metadata.crc32c !== undefined && got.crc32c !== metadata.crc32c)) {
+                  throw downloadMismatch();
                 }
               }
             } catch (error) {
-              // A sink destroyed while its file was still opening creates the file afterwards: wait
-              // for it to close, or the removal below runs first and a `.part` file is left behind.
-              if (sink !== undefined && !sink.closed) await once(sink, "close").catch(() => {});
-              await rm(partial, { force: true });
+              await closeSink();
               throw error;
             }
           }),

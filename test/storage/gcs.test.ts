@@ -185,6 +185,39 @@ describe("gcs storage: uploads and retries", () => {
     expect(lines.find((line) => line.severity === "WARNING")?.["reason"]).toBe("CONTENT_DOWNLOAD_MISMATCH");
   });
 
+  it("downloads with one request, checked against the served generation's headers; the hash is describe's", async () => {
+    const { storage } = gcs();
+    const k = key("clips/one-request.mp4");
+    const data = randomBytes(200 * 1024 + 3);
+    await put(k, data);
+    const described = await storage.describe(k);
+    proxy.reset();
+    const fetched = await storage.fetch(k, await mkdtemp(path.join(work, "one-")), undefined, {
+      sha256: true,
+    });
+    expect(requestsFor(k).map((r) => r.url.includes("alt=media"))).toEqual([true]);
+    expect(fetched.hash).toBe(described.hash);
+    expect(fetched.sha256).toBe(sha256(data));
+    expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
+  });
+
+  it("fetches an object stored gzip (served compressed) by its metadata instead, decompressed and whole", async () => {
+    const { storage } = gcs();
+    const k = key("clips/stored-gzip.json");
+    const data = Buffer.from(JSON.stringify({ text: "x".repeat(50_000) }));
+    await direct.file(k).save(data, { resumable: false, gzip: true });
+    proxy.reset();
+    const dir = await mkdtemp(path.join(work, "gzip-"));
+    const fetched = await storage.fetch(k, dir, undefined, { sha256: true });
+    expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
+    expect(fetched.sha256).toBe(sha256(data));
+    expect(fetched.hash).toBe((await storage.describe(k)).hash);
+    // The first response could not be checked as it arrived: a metadata request, then a pinned download.
+    expect(downloads(k).length).toBe(2);
+    expect(requestsFor(k).some((r) => !r.url.includes("alt=media"))).toBe(true);
+    expect(await readdir(dir)).toEqual([path.basename(fetched.path)]);
+  });
+
   it("gives up after 3 attempts of 503 with a retryable STORAGE_UNAVAILABLE naming the key", async () => {
     const { storage } = gcs();
     const k = key("clips/down.mp4");
