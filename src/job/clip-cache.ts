@@ -13,7 +13,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -164,19 +164,19 @@ export async function copyHashing(from: string, to: string, signal: AbortSignal)
   return `sha256-${hash.digest("hex")}`;
 }
 
-/** Reads a small JSON object from storage; undefined when missing or unreadable. */
+/**
+ * Reads a small JSON object from storage (in memory: no temporary file); undefined when missing or
+ * unreadable. `_dir` is unused since reads stopped going through a file (kept for callers).
+ */
 export async function readJson(
   storage: Storage,
   key: string,
-  dir: string,
+  _dir: string,
   logger: Logger,
   signal: AbortSignal,
 ): Promise<unknown> {
   try {
-    const fetched = await storage.fetch(key, dir, signal);
-    const text = await readFile(fetched.path, "utf8");
-    if (fetched.residence === "copy") await rm(fetched.path, { force: true });
-    return JSON.parse(text) as unknown;
+    return JSON.parse((await storage.read(key, signal)).toString("utf8")) as unknown;
   } catch (error) {
     if (signal.aborted) throw signal.reason;
     if (isJobError(error) && error.code === "STORAGE_NOT_FOUND") return undefined;

@@ -1,9 +1,9 @@
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { once } from "node:events";
 import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
 import { mkdir, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { type Readable, Transform } from "node:stream";
+import { type Readable, Transform, Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { Bucket } from "@google-cloud/storage";
 import pRetry, { AbortError } from "p-retry";
@@ -156,6 +156,12 @@ function servedObject(response: unknown): ServedObject | undefined {
   };
 }
 
+/** Where one download try writes: a fresh sink per try; `discard` drops what a try wrote. */
+interface DownloadTarget {
+  open(): Writable;
+  discard(): Promise<void>;
+}
+
 /** This response cannot be checked as it arrives (compressed, no checksum header): fetch by metadata instead. */
 class NotCheckableHere extends Error {}
 
@@ -271,6 +277,97 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
     }
   };
 
+  /**
+   * Downloads `key` into `target` with every check, retrying transient failures (each try starts
+   * afresh: `target.discard()` drops what a failed one wrote). Returns the `describe` hash of the
+   * generation received and, when asked, the sha256 of the bytes, both taken in the download's pass.
+   */
+  const download = async (
+    key: string,
+    target: DownloadTarget,
+    signal: AbortSignal | undefined,
+    withSha256: boolean,
+  ): Promise<{ hash: string | undefined; sha256: string | undefined }> => {
+    const bucket = await getBucket();
+    const crc32c = await loadCrc32c();
+    return withRetry(
+      "download",
+      key,
+      () =>
+        guardStall(stallTimeoutMs, signal, async (attemptSignal, touch) => {
+          await target.discard();
+          const receive = async (source: Readable, checksum: boolean) => {
+            let crc = 0;
+            let received = 0;
+            const hasher = withSha256 ? createHash("sha256") : undefined;
+            const hash = new Transform({
+              transform(chunk: Buffer, _encoding, done) {
+                touch();
+                if (checksum) crc = crc32c(crc, chunk);
+                hasher?.update(chunk);
+                received += chunk.length;
+                done(null, chunk);
+              },
+            });
+            await pipeline(source, hash, target.open(), { signal: attemptSignal });
+            return { crc32c: crc32cBase64(crc), bytes: received, sha256: hasher?.digest("hex") };
+          };
+          try {
+            // One request: the response's headers name the generation it serves and that
+            // generation's size and checksums, so the bytes are checked against exactly the version
+            // they are — no metadata request first, no mix of two versions.
+            let served: ServedObject | undefined;
+            const source = bucket.file(key).createReadStream({ validation: false });
+            source.once("response", (response: unknown) => {
+              served = servedObject(response);
+              if (served?.checkable === false) source.destroy(new NotCheckableHere());
+            });
+            try {
+              const got = await receive(source, true);
+              if (served?.checkable !== true) throw new NotCheckableHere();
+              if (
+                (served.bytes !== undefined && served.bytes !== got.bytes) ||
+                served.crc32c !== got.crc32c
+              ) {
+                throw downloadMismatch();
+              }
+              return {
+                hash: metadataHash({ size: served.bytes ?? got.bytes, ...served }),
+                sha256: got.sha256,
+              };
+            } catch (error) {
+              if (!(error instanceof NotCheckableHere)) throw error;
+              await target.discard();
+            }
+            // Served compressed (stored gzip) or without checksum headers: size and checksum come
+            // from the object's metadata and the download is pinned to that generation. The check is
+            // ours: the SDK skips its own when a server omits x-goog-stored-content-encoding (the
+            // emulator does).
+            const [metadata] = await untilAborted(bucket.file(key).getMetadata(), attemptSignal);
+            touch();
+            const gzipped = metadata.contentEncoding === "gzip";
+            const file = bucket.file(key, { generation: metadata.generation });
+            // Objects stored gzip are served decompressed: only the SDK can check those.
+            const got = await receive(
+              file.createReadStream({ validation: gzipped ? "crc32c" : false }),
+              !gzipped,
+            );
+            if (!gzipped) {
+              const sizeOk = metadata.size === undefined || Number(metadata.size) === got.bytes;
+              if (!sizeOk || (metadata.crc32c !== undefined && got.crc32c !== metadata.crc32c)) {
+                throw downloadMismatch();
+              }
+            }
+            return { hash: metadataHash(metadata), sha256: got.sha256 };
+          } catch (error) {
+            await target.discard();
+            throw error;
+          }
+        }),
+      signal,
+    );
+  };
+
   return {
     name: DRIVER_NAME,
 
@@ -284,95 +381,23 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
       const destination = path.join(dir, localNameFor(key));
       const partial = `${destination}.part`;
       await mkdir(dir, { recursive: true });
-      const bucket = await getBucket();
-      const crc32c = await loadCrc32c();
-      let pinnedHash: string | undefined;
-      let sha256: Hash | undefined;
-      await withRetry(
-        "download",
+      let sink: WriteStream | undefined;
+      const { hash, sha256 } = await download(
         key,
-        () =>
-          guardStall(stallTimeoutMs, signal, async (attemptSignal, touch) => {
-            // A failed attempt's bytes never survive into the next one.
+        {
+          open: () => {
+            sink = createWriteStream(partial);
+            return sink;
+          },
+          discard: async () => {
+            // A sink destroyed while its file was still opening creates the file afterwards: wait
+            // for it to close, or the removal below runs first and a `.part` file is left behind.
+            if (sink !== undefined && !sink.closed) await once(sink, "close").catch(() => {});
             await rm(partial, { force: true });
-            let sink: WriteStream | undefined;
-            const closeSink = async () => {
-              // A sink destroyed while its file was still opening creates the file afterwards: wait
-              // for it to close, or the removal below runs first and a `.part` file is left behind.
-              if (sink !== undefined && !sink.closed) await once(sink, "close").catch(() => {});
-              await rm(partial, { force: true });
-            };
-            // Streams `source` to the `.part` file, with the CRC32C and the sha256 (when asked) in the
-            // same pass: the file is never read again to check it.
-            const receive = async (source: Readable, checksum: boolean) => {
-              let crc = 0;
-              let received = 0;
-              const hasher = fetchOptions?.sha256 === true ? createHash("sha256") : undefined;
-              sha256 = hasher;
-              const hash = new Transform({
-                transform(chunk: Buffer, _encoding, done) {
-                  touch();
-                  if (checksum) crc = crc32c(crc, chunk);
-                  hasher?.update(chunk);
-                  received += chunk.length;
-                  done(null, chunk);
-                },
-              });
-              sink = createWriteStream(partial);
-              await pipeline(source, hash, sink, { signal: attemptSignal });
-              return { crc32c: crc32cBase64(crc), bytes: received };
-            };
-            try {
-              // One request: the response's headers name the generation it serves and that
-              // generation's size and checksums, so the bytes are checked against exactly the version
-              // they are — no metadata request first, no mix of two versions.
-              let served: ServedObject | undefined;
-              const source = bucket.file(key).createReadStream({ validation: false });
-              source.once("response", (response: unknown) => {
-                served = servedObject(response);
-                if (served?.checkable === false) source.destroy(new NotCheckableHere());
-              });
-              try {
-                const got = await receive(source, true);
-                if (served?.checkable !== true) throw new NotCheckableHere();
-                if (
-                  (served.bytes !== undefined && served.bytes !== got.bytes) ||
-                  served.crc32c !== got.crc32c
-                ) {
-                  throw downloadMismatch();
-                }
-                pinnedHash = metadataHash({ size: served.bytes ?? got.bytes, ...served });
-                return;
-              } catch (error) {
-                if (!(error instanceof NotCheckableHere)) throw error;
-                await closeSink();
-              }
-              // Served compressed (stored gzip) or without checksum headers: size and checksum come
-              // from the object's metadata and the download is pinned to that generation. The check is
-              // ours: the SDK skips its own when a server omits x-goog-stored-content-encoding (the
-              // emulator does).
-              const [metadata] = await untilAborted(bucket.file(key).getMetadata(), attemptSignal);
-              touch();
-              const gzipped = metadata.contentEncoding === "gzip";
-              pinnedHash = metadataHash(metadata);
-              const file = bucket.file(key, { generation: metadata.generation });
-              // Objects stored gzip are served decompressed: only the SDK can check those.
-              const got = await receive(
-                file.createReadStream({ validation: gzipped ? "crc32c" : false }),
-                !gzipped,
-              );
-              if (!gzipped) {
-                const sizeOk = metadata.size === undefined || Number(metadata.size) === got.bytes;
-                if (!sizeOk || (metadata.crc32c !== undefined && got.crc32c !== metadata.crc32c)) {
-                  throw downloadMismatch();
-                }
-              }
-            } catch (error) {
-              await closeSink();
-              throw error;
-            }
-          }),
+          },
+        },
         signal,
+        fetchOptions?.sha256 === true,
       );
       await rename(partial, destination);
       const fetched: FetchedFile = {
@@ -380,9 +405,32 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
         bytes: (await stat(destination)).size,
         residence: "copy",
       };
-      if (pinnedHash !== undefined) fetched.hash = pinnedHash;
-      if (sha256 !== undefined) fetched.sha256 = sha256.digest("hex");
+      if (hash !== undefined) fetched.hash = hash;
+      if (sha256 !== undefined) fetched.sha256 = sha256;
       return fetched;
+    },
+
+    async read(rawKey: string, signal?: AbortSignal): Promise<Buffer> {
+      const key = checkKey(rawKey);
+      let chunks: Buffer[] = [];
+      await download(
+        key,
+        {
+          open: () =>
+            new Writable({
+              write(chunk: Buffer, _encoding, done) {
+                chunks.push(chunk);
+                done();
+              },
+            }),
+          discard: async () => {
+            chunks = [];
+          },
+        },
+        signal,
+        false,
+      );
+      return Buffer.concat(chunks);
     },
 
     async describe(rawKey: string, signal?: AbortSignal): Promise<ObjectDescription> {

@@ -145,6 +145,15 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
 
     fetch: fetchFile,
 
+    async read(rawKey: string, signal?: AbortSignal): Promise<Buffer> {
+      const file = await fetchFile(rawKey, "", signal);
+      const key = assertStorageKey(rawKey);
+      return readFile(file.path, signal === undefined ? {} : { signal }).catch((error: unknown) => {
+        if (signal?.aborted) throw signal.reason;
+        throw MISSING.has(errnoCode(error) ?? "") ? notFoundError(key, error) : accessError(key, error);
+      });
+    },
+
     async describe(rawKey: string, signal?: AbortSignal): Promise<ObjectDescription> {
       const file = await fetchFile(rawKey, "", signal);
       const key = assertStorageKey(rawKey);

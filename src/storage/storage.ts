@@ -48,6 +48,11 @@ export interface Storage {
   /** Makes the object at `key` available as a local file. `dir` is a temp directory the caller owns. */
   fetch(key: string, dir: string, signal?: AbortSignal, options?: FetchOptions): Promise<FetchedFile>;
   /**
+   * The bytes of a small object (a sidecar, a cached probe) in memory, with the same checks as
+   * `fetch` and no temporary file; STORAGE_NOT_FOUND when it does not exist.
+   */
+  read(key: string, signal?: AbortSignal): Promise<Buffer>;
+  /**
    * Keys of the objects under `prefix/` (any depth), sorted; names starting with `.` (hidden files,
    * uploads in progress, the clip cache's default prefix) are left out. A missing prefix lists nothing.
    */

@@ -147,6 +147,21 @@ export function testStorageContract(options: StorageContractOptions): void {
       expect(plain.sha256).toBeUndefined();
     });
 
+    it("reads a small object's exact bytes into memory; a missing one is STORAGE_NOT_FOUND naming the key", async () => {
+      const key = `${prefix()}/cache/sources/probe.json`;
+      const data = Buffer.from(JSON.stringify({ frames: 240, text: "paso básico" }));
+      await h.put(key, data);
+      expect(Buffer.compare(await h.storage.read(key), data)).toBe(0);
+      const empty = `${prefix()}/cache/empty.json`;
+      await h.put(empty, new Uint8Array(0));
+      expect((await h.storage.read(empty)).length).toBe(0);
+      const missing = `${prefix()}/cache/missing.json`;
+      const error = await expectJobError(h.storage.read(missing));
+      expect(error.code).toBe("STORAGE_NOT_FOUND");
+      expect(error.message).toBe(`Media file not found: ${missing}`);
+      expectPrivateFree(error);
+    });
+
     it("accepts legal names that merely look odd (`clip..v2.mp4`, spaces, unicode)", async () => {
       const p = prefix();
       for (const key of [`${p}/clip..v2.mp4`, `${p}/Bachata steps/paso básico.mp4`]) {

@@ -201,6 +201,19 @@ describe("gcs storage: uploads and retries", () => {
     expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
   });
 
+  it("reads into memory with the download's checks: corrupted bytes are detected and read again", async () => {
+    const { storage, lines } = gcs();
+    const k = key("cache/sidecar.json");
+    const data = Buffer.from(JSON.stringify({ sha256: "ab".repeat(32), frames: 240 }));
+    await put(k, data);
+    proxy.reset();
+    proxy.inject({ kind: "corrupt", times: 1, match: { path: "alt=media" } });
+    expect((await storage.read(k)).toString()).toBe(data.toString());
+    expect(downloads(k)).toHaveLength(2);
+    expect(requestsFor(k)).toHaveLength(2);
+    expect(lines.find((line) => line.severity === "WARNING")?.["reason"]).toBe("CONTENT_DOWNLOAD_MISMATCH");
+  });
+
   it("fetches an object stored gzip (served compressed) by its metadata instead, decompressed and whole", async () => {
     const { storage } = gcs();
     const k = key("clips/stored-gzip.json");
@@ -216,6 +229,7 @@ describe("gcs storage: uploads and retries", () => {
     expect(downloads(k).length).toBe(2);
     expect(requestsFor(k).some((r) => !r.url.includes("alt=media"))).toBe(true);
     expect(await readdir(dir)).toEqual([path.basename(fetched.path)]);
+    expect((await storage.read(k)).toString()).toBe(data.toString());
   });
 
   it("gives up after 3 attempts of 503 with a retryable STORAGE_UNAVAILABLE naming the key", async () => {
