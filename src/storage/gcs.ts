@@ -162,9 +162,6 @@ interface DownloadTarget {
   discard(): Promise<void>;
 }
 
-/** This response cannot be checked as it arrives (compressed, no checksum header): fetch by metadata instead. */
-class NotCheckableHere extends Error {}
-
 function downloadMismatch(): Error {
   return Object.assign(new Error("downloaded bytes do not match the object's checksum"), {
     code: "CONTENT_DOWNLOAD_MISMATCH",
@@ -318,27 +315,26 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
             // they are — no metadata request first, no mix of two versions.
             let served: ServedObject | undefined;
             const source = bucket.file(key).createReadStream({ validation: false });
+            // Read to the end even when it turns out uncheckable (never for what this job stores):
+            // destroying an SDK read stream destroys its pooled agent, cutting every other download.
             source.once("response", (response: unknown) => {
               served = servedObject(response);
-              if (served?.checkable === false) source.destroy(new NotCheckableHere());
             });
-            try {
-              const got = await receive(source, true);
-              if (served?.checkable !== true) throw new NotCheckableHere();
+            const first = await receive(source, true);
+            const response = served as ServedObject | undefined;
+            if (response?.checkable === true) {
               if (
-                (served.bytes !== undefined && served.bytes !== got.bytes) ||
-                served.crc32c !== got.crc32c
+                (response.bytes !== undefined && response.bytes !== first.bytes) ||
+                response.crc32c !== first.crc32c
               ) {
                 throw downloadMismatch();
               }
               return {
-                hash: metadataHash({ size: served.bytes ?? got.bytes, ...served }),
-                sha256: got.sha256,
+                hash: metadataHash({ size: response.bytes ?? first.bytes, ...response }),
+                sha256: first.sha256,
               };
-            } catch (error) {
-              if (!(error instanceof NotCheckableHere)) throw error;
-              await target.discard();
             }
+            await target.discard();
             // Served compressed (stored gzip) or without checksum headers: size and checksum come
             // from the object's metadata and the download is pinned to that generation. The check is
             // ours: the SDK skips its own when a server omits x-goog-stored-content-encoding (the
