@@ -103,20 +103,6 @@ export function classifyGcsError(error: unknown): Failure {
   return { kind: "other", ...(code === undefined ? {} : { code }) };
 }
 
-/**
- * CRC32C over a chunk, continuing `crc`: the native one of @node-rs/crc32 (SSE4.2 / ARMv8 CRC
- * instructions, ≈ 4 GB/s on one core) when its prebuilt binary for this platform is installed, else
- * the JavaScript slice-by-8 (≈ 1 GB/s). Either is far below the SDK's class (≈ 50–200 MB/s).
- */
-let crc32cLoaded: Promise<(crc: number, bytes: Uint8Array) => number> | undefined;
-export function loadCrc32c(): Promise<(crc: number, bytes: Uint8Array) => number> {
-  crc32cLoaded ??= import("@node-rs/crc32").then(
-    (native) => (crc: number, bytes: Uint8Array) => native.crc32c(bytes, crc) >>> 0,
-    () => crc32cUpdate,
-  );
-  return crc32cLoaded;
-}
-
 /** What a download response says about the object generation it serves (its `x-goog-*` headers). */
 interface ServedObject {
   /** Whether its bytes can be checked as they arrive: served as stored (not compressed), with a CRC32C. */
@@ -286,7 +272,6 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
     withSha256: boolean,
   ): Promise<{ hash: string | undefined; sha256: string | undefined }> => {
     const bucket = await getBucket();
-    const crc32c = await loadCrc32c();
     return withRetry(
       "download",
       key,
@@ -300,7 +285,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
             const hash = new Transform({
               transform(chunk: Buffer, _encoding, done) {
                 touch();
-                if (checksum) crc = crc32c(crc, chunk);
+                if (checksum) crc = crc32cUpdate(crc, chunk);
                 hasher?.update(chunk);
                 received += chunk.length;
                 done(null, chunk);
