@@ -666,6 +666,23 @@ async function prepare(
     return { plan, entries, audio: song, stats, builds };
   }
 
+  // Where the storage serves entries in place (local), a job reads the entry it has just published
+  // there, as later jobs will, and drops its own copy: a cold job's temp dir then does not hold every
+  // entry (Cloud Run counts /tmp as memory). Only if the stored file is the one built (size, sha256).
+  const inPlace = async (
+    entry: CacheEntry,
+    entryKey: string,
+    meta: EntryMeta,
+    signal: AbortSignal,
+  ): Promise<CacheEntry> => {
+    if (!storage.fetchesInPlace) return entry;
+    const stored = await storage.fetch(entryKey, entryDir, signal).catch(() => undefined);
+    if (stored?.residence !== "original" || stored.bytes !== meta.bytes) return entry;
+    if ((await sha256File(stored.path, signal).catch(() => undefined)) !== meta.sha256) return entry;
+    await rm(entry.file, { force: true });
+    return { ...entry, file: stored.path };
+  };
+
   // Build what is missing, one per granted CPU.
   const buildConcurrency = Math.max(1, options.buildConcurrency ?? BUILD_CONCURRENCY);
   let built = 0;
@@ -686,7 +703,7 @@ async function prepare(
       },
       { storage, config, logger, signal, afterEncode: () => dropSource(key), publish: "best-effort" },
     );
-    entries.set(key, entry);
+    entries.set(key, await inPlace(entry, cacheKey(prefix, profileDir, `${hash}.mp4`), meta, signal));
     stats.built += 1;
     built += 1;
     logger.info(

@@ -6,7 +6,8 @@
  * only what the run encoded, plus every join, is decoded (`decode: "partial"`); `decode: "full"`
  * decodes the whole file.
  */
-import { randomUUID } from "node:crypto";
+import { createHash, type Hash, randomUUID } from "node:crypto";
+import { createReadStream } from "node:fs";
 import { rm, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { JobError } from "../errors.js";
@@ -112,6 +113,76 @@ function tick(timeBase: string | undefined): { num: number; den: number } {
   return num !== undefined && den !== undefined && num > 0 && den > 0 ? { num, den } : { num: 1, den: 1 };
 }
 
+/**
+ * `SHA256:<hex>` of each packet's payload (`pos`, `size` in the file), in the order given, read in one
+ * pass in file order; undefined for a packet whose bytes are not all there (unknown or past the end).
+ */
+async function hashPayloads(
+  file: string,
+  packets: ReadonlyArray<{ pos: number; size: number }>,
+  signal?: AbortSignal,
+): Promise<Array<string | undefined>> {
+  const hashes: Array<string | undefined> = new Array(packets.length).fill(undefined);
+  const order = packets
+    .map((_, i) => i)
+    .filter((i) => Number.isInteger(packets[i]!.pos) && packets[i]!.pos >= 0 && packets[i]!.size >= 0)
+    .sort((a, b) => packets[a]!.pos - packets[b]!.pos);
+  let next = 0;
+  let current: { index: number; hash: Hash; left: number } | undefined;
+  let offset = 0;
+  const stream = createReadStream(file, {
+    highWaterMark: 1 << 20,
+    ...(signal === undefined ? {} : { signal }),
+  });
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    let at = 0;
+    while (at < chunk.length) {
+      if (current === undefined) {
+        // Skip packets that overlap one already read (not in a well-formed file): left unhashed.
+        while (next < order.length && packets[order[next]!]!.pos < offset + at) next += 1;
+        if (next >= order.length) break;
+        const packet = packets[order[next]!]!;
+        if (packet.pos >= offset + chunk.length) break;
+        at = packet.pos - offset;
+        current = { index: order[next]!, hash: createHash("sha256"), left: packet.size };
+        next += 1;
+      }
+      const take = Math.min(current.left, chunk.length - at);
+      current.hash.update(chunk.subarray(at, at + take));
+      at += take;
+      current.left -= take;
+      if (current.left === 0) {
+        hashes[current.index] = `SHA256:${current.hash.digest("hex")}`;
+        current = undefined;
+      }
+    }
+    offset += chunk.length;
+  }
+  return hashes;
+}
+
+/** `SHA256:<hex>` of the video stream's decoder configuration (SPS/PPS), as ffprobe reports it. */
+async function decoderConfigHash(
+  file: string,
+  plan: RenderPlan,
+  options: Pick<VerifyOptions, "ffprobePath" | "signal">,
+): Promise<string | undefined> {
+  const probe = await runFfprobeJson(
+    [
+      "-show_data_hash",
+      "SHA256",
+      "-select_streams",
+      "v:0",
+      "-show_entries",
+      "stream=extradata_hash",
+      ...pinnedInput(file, DEMUXERS[plan.format]),
+    ],
+    { ffprobePath: options.ffprobePath, signal: options.signal },
+  );
+  const streams = probe.ok ? ((probe.json as { streams?: ProbedStream[] }).streams ?? []) : [];
+  return streams[0]?.extradata_hash;
+}
+
 export async function verifyOutput(
   file: string,
   plan: RenderPlan,
@@ -125,11 +196,13 @@ export async function verifyOutput(
   const pieces = options.pieces;
   const audioCopy = options.audioCopy;
   const hashes = pieces?.some((piece) => piece.copy !== undefined) === true || audioCopy !== undefined;
+  // Payload hashes are computed here from each packet's position and size (one sequential read, the
+  // platform's SHA-256: ≈ 0.1 s for 107 MB) rather than by ffprobe (≈ 0.6 s); the same `SHA256:<hex>`
+  // as ffprobe's `-show_data_hash SHA256`, which recorded the entries' packets.
   const probe = await runFfprobeJson(
     [
-      ...(hashes ? ["-show_data_hash", "SHA256"] : []),
       "-show_entries",
-      `stream=index,codec_type,codec_name,width,height,duration,avg_frame_rate,r_frame_rate,time_base${hashes ? ",extradata_hash" : ""}:stream_tags=DURATION:format=duration:packet=stream_index,pts,dts,flags${hashes ? ",data_hash" : ""}`,
+      `stream=index,codec_type,codec_name,width,height,duration,avg_frame_rate,r_frame_rate,time_base:stream_tags=DURATION:format=duration:packet=stream_index,pts,dts,flags${hashes ? ",pos,size" : ""}`,
       // One line per packet (the default pretty JSON is twice the size).
       "-print_format",
       "json=compact=1",
@@ -152,7 +225,8 @@ export async function verifyOutput(
       pts?: number;
       dts?: number;
       flags?: string;
-      data_hash?: string;
+      pos?: string;
+      size?: string;
     }>;
   };
   const streams = json.streams ?? [];
@@ -165,11 +239,21 @@ export async function verifyOutput(
 
   const videoTb = tick(video.time_base);
   const audioTb = tick(audio.time_base);
+  const listed = (json.packets ?? []).filter(
+    (p) => p.stream_index === video.index || p.stream_index === audio.index,
+  );
+  const payloadHashes = hashes
+    ? await hashPayloads(
+        file,
+        listed.map((p) => ({ pos: Number(p.pos), size: Number(p.size) })),
+        options.signal,
+      )
+    : [];
+  const extradataHash = hashes ? await decoderConfigHash(file, plan, options) : undefined;
   const packets: ProbedPacket[] = [];
   const videoTicks: number[] = [];
-  for (const p of json.packets ?? []) {
+  for (const [i, p] of listed.entries()) {
     const isVideo = p.stream_index === video.index;
-    if (!isVideo && p.stream_index !== audio.index) continue;
     const tb = isVideo ? videoTb : audioTb;
     const pts = Number(p.pts ?? p.dts);
     const dts = Number(p.dts ?? p.pts);
@@ -179,7 +263,7 @@ export async function verifyOutput(
       pts: (pts * tb.num) / tb.den,
       dts: (dts * tb.num) / tb.den,
       keyframe: p.flags?.startsWith("K") === true,
-      ...(p.data_hash === undefined ? {} : { hash: p.data_hash }),
+      ...(payloadHashes[i] === undefined ? {} : { hash: payloadHashes[i] }),
     });
   }
 
@@ -203,7 +287,7 @@ export async function verifyOutput(
   }
   if (problems.length > 0) throw fail(problems, { streams, format: json.format });
   if (pieces !== undefined) {
-    const found = checkPackets(packets, pieces, plan.totalFrames, plan.fps, video.extradata_hash);
+    const found = checkPackets(packets, pieces, plan.totalFrames, plan.fps, extradataHash);
     if (found.length > 0) throw fail(found);
   }
   if (audioCopy !== undefined) {

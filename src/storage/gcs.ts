@@ -351,6 +351,7 @@ export function createGcsStorage(options: GcsStorageOptions): Storage {
 
   return {
     name: DRIVER_NAME,
+    fetchesInPlace: false,
 
     async fetch(
       rawKey: string,

@@ -142,6 +142,7 @@ export function createLocalStorage(options: LocalStorageOptions): Storage {
 
   const storage: Storage = {
     name: DRIVER_NAME,
+    fetchesInPlace: true,
 
     fetch: fetchFile,
 

@@ -45,6 +45,8 @@ export interface ObjectDescription {
 
 export interface Storage {
   readonly name: "local" | "gcs";
+  /** Whether `fetch` hands out the stored file itself (`residence: "original"`) rather than a copy. */
+  readonly fetchesInPlace: boolean;
   /** Makes the object at `key` available as a local file. `dir` is a temp directory the caller owns. */
   fetch(key: string, dir: string, signal?: AbortSignal, options?: FetchOptions): Promise<FetchedFile>;
   /**

@@ -28,7 +28,7 @@ import { planAssemblySteps } from "../../src/media/steps.js";
 import { verifyOutput } from "../../src/media/verify.js";
 import { createGcsStorage } from "../../src/storage/gcs.js";
 import { createLocalStorage } from "../../src/storage/local.js";
-import type { FetchedFile, Storage } from "../../src/storage/storage.js";
+import type { FetchedFile, FetchOptions, Storage } from "../../src/storage/storage.js";
 import { makeBlueprint } from "../helpers/blueprints.js";
 import { makeClip, makeSong } from "../helpers/fixtures.js";
 import { EMULATOR_PROJECT_ID, type GcsEmulator, startGcsEmulator } from "../helpers/gcs-emulator.js";
@@ -46,9 +46,9 @@ function counting(inner: Storage): Storage & { fetched: string[] } {
     ...inner,
     name: inner.name,
     fetched,
-    fetch(key: string, dir: string, signal?: AbortSignal): Promise<FetchedFile> {
+    fetch(key: string, dir: string, signal?: AbortSignal, options?: FetchOptions): Promise<FetchedFile> {
       fetched.push(key);
-      return inner.fetch(key, dir, signal);
+      return inner.fetch(key, dir, signal, options);
     },
   };
 }
@@ -133,6 +133,11 @@ describe("clip cache, local storage", () => {
     expect(cold.cached.stats).toMatchObject({ hits: 0, built: 3, rejected: 0, sourcesFetched: 3 });
     // Three entries + sidecars, three probes.
     expect(cacheFiles(root)).toHaveLength(9);
+    // Local storage: the cold job renders from the entries it published, in place, not from copies in
+    // its temp dir (which Cloud Run would count as memory).
+    for (const entry of cold.cached.entries.values()) {
+      expect(entry.file.startsWith(`${path.join(root, ".clip-cache")}${path.sep}`)).toBe(true);
+    }
 
     const warmStorage = counting(createLocalStorage({ root }));
     const warm = await assemble(warmStorage, MOVES());
@@ -442,6 +447,10 @@ describe("clip cache, GCS (emulator)", () => {
       .bucket(BUCKET)
       .getFiles({ prefix: ".clip-cache/" });
     expect(objects).toHaveLength(9);
+    // GCS: the entries it renders from are its own local copies.
+    for (const entry of cold.cached.entries.values()) {
+      expect(entry.file.startsWith(`${path.dirname(cold.file)}${path.sep}`)).toBe(true);
+    }
 
     const warmStorage = gcs();
     const warm = await assemble(warmStorage, MOVES());

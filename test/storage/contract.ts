@@ -131,6 +131,7 @@ export function testStorageContract(options: StorageContractOptions): void {
       expect(fetched.bytes).toBe(data.length);
       expect(sha256(await readFile(fetched.path))).toBe(sha256(data));
       expect(fetched.residence).toBe(options.residence);
+      expect(h.storage.fetchesInPlace).toBe(options.residence === "original");
       expect(fetched.path.startsWith(`${dir}${path.sep}`)).toBe(options.residence === "copy");
     });
 
