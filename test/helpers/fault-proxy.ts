@@ -18,6 +18,8 @@ export type Fault = { times: number; match?: FaultMatch } & (
   | { kind: "reset"; afterBytes: number }
   /** Flips one bit of the body's first byte (same length): only a checksum can tell. */
   | { kind: "corrupt" }
+  /** Flips one bit of the request body's byte `fromEnd` bytes before its end (an upload's content). */
+  | { kind: "corrupt-request"; fromEnd: number }
   | { kind: "delay"; ms: number }
 );
 
@@ -78,6 +80,7 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
     record: RequestRecord,
     resetAfter?: number,
     corrupt = false,
+    corruptRequestFromEnd?: number,
   ) => {
     const upstream = http.request(
       {
@@ -133,7 +136,18 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
       if (!res.headersSent) res.writeHead(502).end();
       else res.destroy();
     });
-    req.pipe(upstream);
+    if (corruptRequestFromEnd === undefined) {
+      req.pipe(upstream);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const at = body.length - corruptRequestFromEnd;
+      if (at >= 0 && at < body.length) body[at] = body[at]! ^ 0x01;
+      upstream.end(body);
+    });
   };
 
   const server = http.createServer((req, res) => {
@@ -154,6 +168,9 @@ export async function startFaultProxy(options: FaultProxyOptions): Promise<Fault
         return;
       case "corrupt":
         forward(req, res, record, undefined, true);
+        return;
+      case "corrupt-request":
+        forward(req, res, record, undefined, false, fault.fromEnd);
         return;
       case "delay":
         setTimeout(() => forward(req, res, record), Math.min(fault.ms, MAX_DELAY_MS));

@@ -265,6 +265,56 @@ describe("gcs storage: uploads and retries", () => {
     expect(error.message).toBe(`Storage unavailable: upload of ${k} failed after 2 attempts (HTTP 500)`);
   });
 
+  it("checks an upload's stored checksum: bytes corrupted on the way are deleted and sent again", async () => {
+    const { storage } = gcs({ retry: { attempts: 2, minDelayMs: 10 } });
+    const k = key("output/corrupted-upload.mp4");
+    const file = path.join(work, "corrupted-upload.mp4");
+    const data = randomBytes(64 * 1024);
+    await writeFile(file, data);
+    const uploads = () => proxy.requests.filter((r) => r.method === "POST" && r.url.includes("/upload/"));
+    const before = uploads().length;
+    // A byte inside the file's part of the multipart body (its closing boundary is under 100 bytes).
+    proxy.inject({
+      kind: "corrupt-request",
+      fromEnd: 200,
+      times: 1,
+      match: { method: "POST", path: "/upload/" },
+    });
+    await storage.upload(file, k, { contentType: "video/mp4", metadata: { task_id: "t" } });
+    expect(uploads().length - before).toBe(2);
+    expect(uploads().at(-2)?.fault).toBe("corrupt-request");
+    expect(sha256((await direct.file(k).download())[0])).toBe(sha256(data));
+
+    // Corrupted on every attempt: the upload fails and leaves no object behind.
+    const bad = key("output/never-stored.mp4");
+    proxy.inject({
+      kind: "corrupt-request",
+      fromEnd: 200,
+      times: 2,
+      match: { method: "POST", path: "/upload/" },
+    });
+    const error = await expectJobError(
+      storage.upload(file, bad, { contentType: "video/mp4", metadata: { task_id: "t" } }),
+    );
+    expect(error.code).toBe("STORAGE_UNAVAILABLE");
+    expect((await direct.file(bad).exists())[0]).toBe(false);
+  });
+
+  it("checks a resumable upload (over 5 MiB) the same way", async () => {
+    const { storage } = gcs({ retry: { attempts: 2, minDelayMs: 10 } });
+    const k = key("output/large.mp4");
+    const file = path.join(work, "large-upload.mp4");
+    const data = randomBytes(6 * 1024 * 1024 + 3);
+    await writeFile(file, data);
+    await storage.upload(file, k, { contentType: "video/mp4", metadata: { task_id: "t" } });
+    expect(sha256((await direct.file(k).download())[0])).toBe(sha256(data));
+    // The content goes in the session's PUT: corrupted once, it is sent again.
+    proxy.inject({ kind: "corrupt-request", fromEnd: 1000, times: 1, match: { method: "PUT" } });
+    await storage.upload(file, k, { contentType: "video/mp4", metadata: { task_id: "t" } });
+    expect(proxy.requests.some((r) => r.fault === "corrupt-request" && r.method === "PUT")).toBe(true);
+    expect(sha256((await direct.file(k).download())[0])).toBe(sha256(data));
+  });
+
   it("stops waiting and retrying when the signal aborts", async () => {
     const { storage } = gcs({ retry: { minDelayMs: 5_000 } });
     const k = key("clips/slow.mp4");
