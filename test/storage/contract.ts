@@ -281,13 +281,14 @@ export function testStorageContract(options: StorageContractOptions): void {
     it.each(HOSTILE_KEYS)("refuses the key %j in every operation, touching nothing", async (key) => {
       const dir = await scratch();
       const file = await localFile(Buffer.from("x"));
+      // Each call made only when awaited: rejections pending meanwhile would be unhandled.
       for (const attempt of [
-        h.storage.fetch(key, dir),
-        h.storage.describe(key),
-        h.storage.upload(file, key, { contentType: "video/mp4", metadata: {} }),
-        Promise.resolve().then(() => h.storage.url(key)),
+        () => h.storage.fetch(key, dir),
+        () => h.storage.describe(key),
+        () => h.storage.upload(file, key, { contentType: "video/mp4", metadata: {} }),
+        () => Promise.resolve().then(() => h.storage.url(key)),
       ]) {
-        const error = await expectJobError(attempt);
+        const error = await expectJobError(attempt());
         expect(error.code).toBe("STORAGE_DENIED");
         expectPrivateFree(error);
       }

@@ -88,8 +88,12 @@ describe("local storage: the root is a hard boundary", () => {
   it("refuses a symlinked file that points outside the root", async () => {
     await symlink(path.join(outside, "secret.mp4"), path.join(root, "clips", "evil.mp4"));
     const storage = createLocalStorage({ root });
-    for (const attempt of [storage.fetch("clips/evil.mp4", work), storage.describe("clips/evil.mp4")]) {
-      const error = await expectJobError(attempt);
+    // Each call made only when awaited: a second rejection pending meanwhile would be unhandled.
+    for (const attempt of [
+      () => storage.fetch("clips/evil.mp4", work),
+      () => storage.describe("clips/evil.mp4"),
+    ]) {
+      const error = await expectJobError(attempt());
       expect(error.code).toBe("STORAGE_DENIED");
       expect(error.message).toBe("Storage key resolves outside the storage root: clips/evil.mp4");
     }
