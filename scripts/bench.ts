@@ -18,6 +18,7 @@ import { cpus } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { probeVideo } from "../test/helpers/measure.js";
 import { boundOf, measureCopyConcat, measureSongEncode, videoMd5 } from "./bench/bound.js";
 import { type Measurement, measure } from "./bench/measure.js";
 import { benchBlueprint, generateWorkload, readWorkload, type Workload } from "./bench/workload.js";
@@ -45,31 +46,6 @@ const workload: Workload =
 const runDir = path.join(benchDir, "run");
 await rm(runDir, { recursive: true, force: true });
 await mkdir(runDir, { recursive: true });
-
-function probeFrames(file: string): { frames: number; video: number; audio: number } {
-  const out = execFileSync(
-    "ffprobe",
-    [
-      "-v",
-      "error",
-      "-count_packets",
-      "-show_entries",
-      "stream=codec_type,nb_read_packets,duration",
-      "-of",
-      "json",
-      file,
-    ],
-    { encoding: "utf8" },
-  );
-  const streams = (JSON.parse(out) as { streams: Array<Record<string, string>> }).streams;
-  const video = streams.find((s) => s["codec_type"] === "video");
-  const audio = streams.find((s) => s["codec_type"] === "audio");
-  return {
-    frames: Number(video?.["nb_read_packets"] ?? 0),
-    video: Number(video?.["duration"] ?? 0),
-    audio: Number(audio?.["duration"] ?? 0),
-  };
-}
 
 /** Lowest SSIM (All) over every 30th frame of two videos of the same length. */
 function minSsim(a: string, b: string): number {
@@ -220,8 +196,8 @@ const results: Array<Measurement & { verified: string }> = [];
 const record = (m: Measurement, output?: string) => {
   let verified = "";
   if (output !== undefined && m.exitCode === 0) {
-    const p = probeFrames(output);
-    const av = Math.abs(p.video - p.audio);
+    const p = probeVideo(output);
+    const av = Math.abs(p.videoDuration - p.audioDuration);
     verified = `${p.frames}/${expectedFrames} frames, A/V Δ ${(av * 1000).toFixed(1)} ms`;
   } else if (m.exitCode !== 0) {
     verified = `FAILED (exit ${m.exitCode}): ${m.stderrTail.split("\n").slice(-2).join(" ")}`;

@@ -32,7 +32,7 @@ import {
   profileId,
 } from "../media/assembly.js";
 import { watchdogMs } from "../media/commands.js";
-import { ALLOWED_DEMUXERS, pinnedInput } from "../media/containers.js";
+import { ALLOWED_DEMUXERS, type Demuxer, pinnedInput } from "../media/containers.js";
 import { redactPaths, runFfmpeg, runFfprobeJson } from "../media/ffmpeg.js";
 import { type MediaInfo, parseRate } from "../media/media-info.js";
 import { planRender, type RenderPlan } from "../media/plan.js";
@@ -324,31 +324,46 @@ export async function decodeEntry(
   profile: CacheProfile,
   options: { ffmpegPath?: string; threads?: number; signal: AbortSignal; logger?: Logger },
 ): Promise<string | undefined> {
-  const threads = String(Math.max(1, Math.floor(options.threads ?? 1)));
   const seconds = frames / (parseRate(profile.rate) || 30);
+  return decodeProblem(file, "mov", "0:v:0", {
+    ...options,
+    // Decoding is several times faster than the encode the watchdog budget is sized for.
+    timeoutMs: watchdogMs(seconds / 2, profile.width * profile.height, 1),
+    label: "decoding a clip-cache entry to check it",
+  });
+}
+
+/**
+ * Decodes one stream of a file the job made (a cache entry, an encoded song) to the null muxer: why it
+ * does not decode cleanly, or undefined when it does.
+ */
+export async function decodeProblem(
+  file: string,
+  demuxer: Demuxer,
+  stream: "0:v:0" | "0:a:0",
+  options: {
+    ffmpegPath?: string;
+    threads?: number;
+    signal: AbortSignal;
+    logger?: Logger;
+    timeoutMs: number;
+    label: string;
+  },
+): Promise<string | undefined> {
+  const threads = String(Math.max(1, Math.floor(options.threads ?? 1)));
   try {
     const { stderr } = await runFfmpeg(
       [
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
-        "-threads",
-        threads,
-        ...pinnedInput(file, "mov"),
-        "-map",
-        "0:v:0",
-        "-f",
-        "null",
-        "-",
+        ...["-hide_banner", "-nostdin", "-v", "error", "-threads", threads],
+        ...pinnedInput(file, demuxer),
+        ...["-map", stream, "-f", "null", "-"],
       ],
       {
         ffmpegPath: options.ffmpegPath,
         signal: options.signal,
         ...(options.logger === undefined ? {} : { logger: options.logger }),
-        // Decoding is several times faster than the encode the watchdog budget is sized for.
-        timeoutMs: watchdogMs(seconds / 2, profile.width * profile.height, 1),
-        label: "decoding a clip-cache entry to check it",
+        timeoutMs: options.timeoutMs,
+        label: options.label,
       },
     );
     const first = stderr.trim().split("\n")[0] ?? "";

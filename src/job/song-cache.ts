@@ -17,10 +17,10 @@ import type { Logger } from "../log.js";
 import { CACHE_ENGINE_VERSION } from "../media/assembly.js";
 import type { RenderSteps } from "../media/commands.js";
 import { pinnedInput } from "../media/containers.js";
-import { runFfmpeg, runFfprobeJson } from "../media/ffmpeg.js";
+import { runFfprobeJson } from "../media/ffmpeg.js";
 import type { RenderPlan } from "../media/plan.js";
 import type { Storage } from "../storage/storage.js";
-import { cacheKey, publish, readJson, sha256File } from "./clip-cache.js";
+import { cacheKey, decodeProblem, publish, readJson, sha256File } from "./clip-cache.js";
 
 interface SongMeta {
   version: 1;
@@ -55,7 +55,8 @@ async function decodedPackets(
   ext: string,
   options: { signal: AbortSignal; ffprobePath?: string; ffmpegPath?: string; logger: Logger },
 ): Promise<Pick<SongMeta, "decoded" | "packetHashes">> {
-  const input = pinnedInput(file, ext === ".mp4" ? "mov" : "matroska");
+  const demuxer = ext === ".mp4" ? "mov" : "matroska";
+  const input = pinnedInput(file, demuxer);
   const probe = await runFfprobeJson(
     ["-show_data_hash", "SHA256", "-select_streams", "a:0", "-show_entries", "packet=data_hash", ...input],
     { ffprobePath: options.ffprobePath, signal: options.signal },
@@ -63,33 +64,16 @@ async function decodedPackets(
   const packets = probe.ok ? ((probe.json as { packets?: Array<{ data_hash?: string }> }).packets ?? []) : [];
   const hashes = packets.map((packet) => packet.data_hash);
   if (hashes.length === 0 || hashes.some((hash) => typeof hash !== "string")) return {};
-  const decode = await runFfmpeg(
-    [
-      "-hide_banner",
-      "-nostdin",
-      "-v",
-      "error",
-      "-threads",
-      "1",
-      ...input,
-      "-map",
-      "0:a:0",
-      "-f",
-      "null",
-      "-",
-    ],
-    {
-      ffmpegPath: options.ffmpegPath,
-      signal: options.signal,
-      logger: options.logger,
-      timeoutMs: 120_000,
-      label: "decoding the encoded song to check it",
-    },
-  ).catch((error: unknown) => {
+  const problem = await decodeProblem(file, demuxer, "0:a:0", {
+    ...options,
+    timeoutMs: 120_000,
+    label: "decoding the encoded song to check it",
+  }).catch((error: unknown) => {
+    // Not decodable here (a timeout, …): the sidecar simply records no hashes.
     if (options.signal.aborted) throw error;
-    return undefined;
+    return "not decoded";
   });
-  return decode?.stderr.trim() === "" ? { decoded: true, packetHashes: hashes as string[] } : {};
+  return problem === undefined ? { decoded: true, packetHashes: hashes as string[] } : {};
 }
 
 /** The song step's input and output paths, from its argument list (`-i <song>` … `<output>`). */
@@ -153,13 +137,15 @@ export async function useSongCache(
         typeof raw.sha256 !== "string"
       )
         return "sidecar does not match";
-      const fetched = await storage.fetch(entryKey, dir, signal).catch(() => {
+      const fetched = await storage.fetch(entryKey, dir, signal, { sha256: true }).catch(() => {
         if (signal.aborted) throw signal.reason;
         return undefined;
       });
       if (fetched === undefined) return "entry unreadable";
       if (fetched.bytes !== raw.bytes) return `size ${fetched.bytes}, expected ${raw.bytes}`;
-      if ((await sha256File(fetched.path, signal)) !== raw.sha256) return "checksum mismatch";
+      // Hashed in the download's own pass when it is a copy; an original in place is read here.
+      if ((fetched.sha256 ?? (await sha256File(fetched.path, signal))) !== raw.sha256)
+        return "checksum mismatch";
       const probe = await runFfprobeJson(
         [
           "-show_entries",
